@@ -1,0 +1,1 @@
+"""Sources: one package per external system (enedis, bluecurrent, qualicharge, econnect)."""

@@ -1,0 +1,236 @@
+"""The durable outbox: the boundary where a record counts as ingested.
+
+Producers `submit()` encoded lines (optionally with a callback that writes checkpoints or
+ledger rows in the same transaction). A committer task group-commits everything pending in
+one SQLite transaction, so many small submissions cost one commit, and resolves their
+futures once the commit is durable. The flusher reads committed chunks in id order, writes
+them to the sink and deletes what the server acknowledged (`ack`), or moves lines the server
+rejected to the dead-letter table with its reason.
+
+A size limit (`max_points`) bounds the disk: beyond it the oldest chunks are dropped, counted
+in `points_dropped` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from daemon.metrics import Counters
+from daemon.state import StateDB
+
+__all__ = ["Batch", "OnCommit", "Outbox"]
+
+OnCommit = Callable[[sqlite3.Connection], None]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    n INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    line TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Committed chunks read for one write: their ids, joined body and line count."""
+
+    ids: tuple[int, ...]
+    body: bytes
+    lines: int
+
+    @property
+    def last_id(self) -> int:
+        return self.ids[-1]
+
+
+@dataclass
+class _Pending:
+    lines: list[str]
+    on_commit: OnCommit | None
+    future: asyncio.Future[None]
+
+
+class Outbox:
+    """Group-committing SQLite outbox with a size limit and a dead-letter table."""
+
+    def __init__(
+        self,
+        db: StateDB,
+        counters: Counters,
+        *,
+        chunk_lines: int = 5000,
+        max_points: int = 50_000_000,
+    ) -> None:
+        self._db = db
+        self._counters = counters
+        self._chunk_lines = chunk_lines
+        self._max_points = max_points
+        self._pending: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._committer: asyncio.Task[None] | None = None
+        self._log = structlog.get_logger("chargeflux.outbox")
+        self.committed = asyncio.Event()
+        self.depth = 0
+
+    async def start(self) -> None:
+        def init(conn: sqlite3.Connection) -> int:
+            conn.executescript(_SCHEMA)
+            return conn.execute("SELECT COALESCE(SUM(n), 0) FROM outbox").fetchone()[0]
+
+        self.depth = await self._db.run(init)
+        self._counters.set("outbox_depth", self.depth)
+        self._committer = asyncio.create_task(self._commit_loop(), name="outbox-committer")
+
+    def submit(
+        self, lines: Sequence[str], on_commit: OnCommit | None = None
+    ) -> asyncio.Future[None]:
+        """Queue lines for the next group commit; the future resolves once they are durable."""
+        if self._closing:
+            raise RuntimeError("outbox is closed")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(list(lines), on_commit, future))
+        self._counters.inc("points_in", len(lines))
+        self._wake.set()
+        return future
+
+    async def put(self, lines: Sequence[str], on_commit: OnCommit | None = None) -> None:
+        """Commit lines durably (with `on_commit` in the same transaction)."""
+        await self.submit(lines, on_commit)
+
+    async def close(self) -> None:
+        """Commit what is pending and stop the committer."""
+        self._closing = True
+        self._wake.set()
+        if self._committer is not None:
+            await self._committer
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            pending, self._pending = self._pending, []
+            if pending:
+                await self._commit(pending)
+            elif self._closing:
+                return
+
+    async def _commit(self, pending: list[_Pending]) -> None:
+        lines = [line for item in pending for line in item.lines]
+        callbacks = [item.on_commit for item in pending if item.on_commit is not None]
+        try:
+            dropped = await self._db.transaction(lambda conn: self._write(conn, lines, callbacks))
+        except Exception as exc:
+            self._counters.inc("errors")
+            self._log.error("outbox_commit_failed", error=str(exc), lines=len(lines))
+            for item in pending:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        self.depth += len(lines) - dropped
+        self._counters.set("outbox_depth", self.depth)
+        if dropped:
+            self._counters.inc("points_dropped", dropped)
+            self._log.warning(
+                "outbox_full_dropped_oldest", dropped=dropped, max_points=self._max_points
+            )
+        for item in pending:
+            if not item.future.done():
+                item.future.set_result(None)
+        self.committed.set()
+
+    def _write(self, conn: sqlite3.Connection, lines: list[str], callbacks: list[OnCommit]) -> int:
+        step = self._chunk_lines
+        conn.executemany(
+            "INSERT INTO outbox (n, body) VALUES (?, ?)",
+            (
+                (len(chunk), "\n".join(chunk).encode())
+                for chunk in (lines[i : i + step] for i in range(0, len(lines), step))
+            ),
+        )
+        for callback in callbacks:
+            callback(conn)
+        excess = self.depth + len(lines) - self._max_points
+        return self._drop_oldest(conn, excess) if excess > 0 else 0
+
+    @staticmethod
+    def _drop_oldest(conn: sqlite3.Connection, excess: int) -> int:
+        dropped, last_id = 0, None
+        for row_id, count in conn.execute("SELECT id, n FROM outbox ORDER BY id"):
+            if dropped >= excess:
+                break
+            dropped += count
+            last_id = row_id
+        if last_id is not None:
+            conn.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
+        return dropped
+
+    async def read_batch(self, max_lines: int, after_id: int = 0) -> Batch | None:
+        """The oldest committed chunks after `after_id`, up to `max_lines` lines (at least one
+        chunk), or None when the outbox holds nothing more."""
+
+        def read(conn: sqlite3.Connection) -> Batch | None:
+            ids, bodies, total = [], [], 0
+            cursor = conn.execute(
+                "SELECT id, n, body FROM outbox WHERE id > ? ORDER BY id", (after_id,)
+            )
+            for row_id, count, body in cursor:
+                if ids and total + count > max_lines:
+                    break
+                ids.append(row_id)
+                bodies.append(body)
+                total += count
+            cursor.close()
+            return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
+
+        return await self._db.run(read)
+
+    async def ack(self, batch: Batch, dead: Sequence[tuple[str, str]] = ()) -> None:
+        """Delete an acknowledged batch; `dead` (line, reason) pairs go to the dead letters."""
+
+        def delete(conn: sqlite3.Connection) -> int:
+            placeholders = ",".join("?" * len(batch.ids))
+            gone = conn.execute(
+                f"SELECT COALESCE(SUM(n), 0) FROM outbox WHERE id IN ({placeholders})",  # noqa: S608
+                batch.ids,
+            ).fetchone()[0]
+            conn.execute(f"DELETE FROM outbox WHERE id IN ({placeholders})", batch.ids)  # noqa: S608
+            self._insert_dead(conn, dead)
+            return gone
+
+        gone = await self._db.transaction(delete)
+        self.depth -= gone
+        self._counters.set("outbox_depth", self.depth)
+
+    async def dead_letter(self, dead: Sequence[tuple[str, str]]) -> None:
+        """Record lines (or unencodable records) that will never be written, with the reason."""
+        if dead:
+            await self._db.transaction(lambda conn: self._insert_dead(conn, dead))
+
+    @staticmethod
+    def _insert_dead(conn: sqlite3.Connection, dead: Sequence[tuple[str, str]]) -> None:
+        now = time.time()
+        conn.executemany(
+            "INSERT INTO dead_letter (created_at, reason, line) VALUES (?, ?, ?)",
+            [(now, reason, line) for line, reason in dead],
+        )
+
+    async def dead_letters(self, limit: int = 100) -> list[tuple[str, str]]:
+        return await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT reason, line FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )

@@ -1,0 +1,111 @@
+"""The state database: one SQLite file (WAL) holding the outbox, checkpoints and ledgers.
+
+Everything durable lives in one file so that a collector's points and its checkpoint commit
+in one transaction: a restart resumes exactly where the last commit left off. All access goes
+through one worker thread (`StateDB.run`), so the event loop never blocks on disk and the
+connection is never shared between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+__all__ = ["Checkpoints", "StateDB"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    collector TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (collector, key)
+) WITHOUT ROWID;
+"""
+
+
+class StateDB:
+    """The SQLite state file, used from one dedicated thread."""
+
+    def __init__(self, path: Path, synchronous: Literal["off", "normal", "full"] = "full") -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statedb")
+        self._conn = self._executor.submit(self._connect, synchronous).result()
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.executescript(_SCHEMA)
+        return conn
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the state thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._conn)
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the state thread and wait (start-up and CLI only)."""
+        return self._executor.submit(fn, self._conn).result()
+
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside BEGIN IMMEDIATE … COMMIT (rolled back if it raises)."""
+        return await self.run(lambda conn: _in_transaction(conn, fn))
+
+    def close(self) -> None:
+        self._executor.submit(self._conn.close).result()
+        self._executor.shutdown(wait=True)
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+class Checkpoints:
+    """A collector's durable key → JSON value map (where to resume)."""
+
+    def __init__(self, db: StateDB, collector: str) -> None:
+        self._db = db
+        self._collector = collector
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        row = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT value FROM checkpoints WHERE collector = ? AND key = ?",
+                (self._collector, key),
+            ).fetchone()
+        )
+        return default if row is None else json.loads(row[0])
+
+    async def items(self) -> dict[str, Any]:
+        rows = await self._db.run(
+            lambda conn: conn.execute(
+                "SELECT key, value FROM checkpoints WHERE collector = ?", (self._collector,)
+            ).fetchall()
+        )
+        return {key: json.loads(value) for key, value in rows}
+
+    async def set(self, key: str, value: Any) -> None:
+        await self._db.run(lambda conn: self.write(conn, key, value))
+
+    def write(self, conn: sqlite3.Connection, key: str, value: Any) -> None:
+        """Write inside a caller's transaction (used by the outbox's atomic commits)."""
+        conn.execute(
+            "INSERT INTO checkpoints (collector, key, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (collector, key) DO UPDATE SET value = excluded.value",
+            (self._collector, key, json.dumps(value, sort_keys=True)),
+        )

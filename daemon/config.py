@@ -1,0 +1,192 @@
+"""The configuration: one JSON file (params.json) validated by pydantic.
+
+`load_config()` finds the file (argument, ./params.json, /etc/chargeflux/params.json), parses
+it, validates the engine's options and every `sources.<name>` block against that source's
+own model (from the registry), and raises `ConfigError` naming the file and each offending
+key. `masked()` is what `chargeflux check-config` prints: every secret as ``**********``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from daemon.collector import SourceConfig
+from daemon.errors import ConfigError
+from daemon.registry import SOURCES, plugin
+from daemon.secrets import Secret
+
+__all__ = [
+    "DEFAULT_PATHS",
+    "Config",
+    "EmbeddedSinkConfig",
+    "InfluxV1SinkConfig",
+    "InfluxV2SinkConfig",
+    "LogConfig",
+    "OutboxConfig",
+    "find_config",
+    "load_config",
+    "masked",
+]
+
+DEFAULT_PATHS = (Path("params.json"), Path("/etc/chargeflux/params.json"))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LogConfig(_Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class EmbeddedSinkConfig(_Strict):
+    """Points kept in SQLite in the state directory (the default: no server needed)."""
+
+    type: Literal["embedded"] = "embedded"
+    path: Path | None = None
+
+
+class _HttpSink(_Strict):
+    url: str = "http://127.0.0.1:8086"
+    gzip: bool = False
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class InfluxV1SinkConfig(_HttpSink):
+    """InfluxDB 1.x HTTP API (`/write`, `/query`), also accepted by 2.x and 3.x."""
+
+    type: Literal["influxdb"]
+    database: str
+    retention_policy: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    precision: Literal["ns"] = "ns"
+    create_database: bool = False
+
+
+class InfluxV2SinkConfig(_HttpSink):
+    """InfluxDB 2.x API (`/api/v2/write`) through influxdb-client."""
+
+    type: Literal["influxdb_v2"]
+    token: Secret
+    org: str
+    bucket: str
+
+
+SinkConfig = Annotated[
+    EmbeddedSinkConfig | InfluxV1SinkConfig | InfluxV2SinkConfig, Field(discriminator="type")
+]
+
+
+class OutboxConfig(_Strict):
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(1.0, gt=0)
+    max_points: int = Field(50_000_000, ge=1000)
+    retry_initial_s: float = Field(1.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    drain_timeout_s: float = Field(30.0, ge=0)
+    synchronous: Literal["normal", "full"] = "full"
+
+
+class Config(_Strict):
+    """The whole params.json. `sources` holds each source's validated config model."""
+
+    state_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "state").split(":")[0])
+    )
+    log: LogConfig = LogConfig()
+    sink: SinkConfig = EmbeddedSinkConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    metrics_interval_s: float = Field(10.0, gt=0)
+    checks: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, Any] = Field(default_factory=dict)
+    source: Path | None = Field(None, exclude=True)
+
+    def enabled_sources(self) -> dict[str, SourceConfig]:
+        return {name: cfg for name, cfg in self.sources.items() if cfg.enabled}
+
+
+def find_config(path: Path | None) -> Path | None:
+    """The config file to use: `path` if given, else the first default that exists."""
+    if path is not None:
+        return path
+    return next((candidate for candidate in DEFAULT_PATHS if candidate.is_file()), None)
+
+
+def _format_errors(origin: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in (*prefix, *error["loc"])) or "<root>"
+        lines.append(f"{origin}: {where}: {error['msg']}")
+    return lines
+
+
+def parse_config(raw: Any, origin: str = "<config>") -> Config:
+    """Validate a parsed JSON document; `ConfigError` lists every offending key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: the top level must be a JSON object")
+    problems: list[str] = []
+    sources_raw = raw.get("sources", {})
+    try:
+        config = Config.model_validate({**raw, "sources": {}})
+    except ValidationError as exc:
+        problems += _format_errors(origin, exc)
+        config = None
+    sources: dict[str, SourceConfig] = {}
+    if not isinstance(sources_raw, dict):
+        problems.append(f"{origin}: sources: must be an object of source name → settings")
+        sources_raw = {}
+    for name, block in sources_raw.items():
+        if name not in SOURCES:
+            problems.append(
+                f"{origin}: sources.{name}: unknown source (known: {', '.join(sorted(SOURCES))})"
+            )
+            continue
+        try:
+            sources[name] = plugin(name).config_model.model_validate(block)
+        except ValidationError as exc:
+            problems += _format_errors(origin, exc, ("sources", name))
+    if problems or config is None:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    config.sources = sources
+    return config
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load and validate the config file (defaults apply when no file exists)."""
+    found = find_config(path)
+    if found is None:
+        return parse_config({}, "<defaults>")
+    try:
+        text = found.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{found}: cannot read: {exc.strerror}") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{found}: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    config = parse_config(raw, str(found))
+    config.source = found
+    return config
+
+
+def masked(config: Config) -> dict[str, Any]:
+    """The effective config as JSON-ready data with every secret shown as ``**********``."""
+    data = config.model_dump(mode="json")
+    data["sources"] = {name: cfg.model_dump(mode="json") for name, cfg in config.sources.items()}
+    return data

@@ -1,0 +1,184 @@
+"""The flusher: drains the outbox into the sink.
+
+It waits until a batch is full or the flush interval passes, reads the oldest committed
+chunks, writes them and deletes them once acknowledged, prefetching the next batch while a
+write is in flight. Failures:
+
+- `SinkRetryable`: the same batch again after jittered exponential backoff, or exactly the
+  server's Retry-After; logged once when writes start failing and once on recovery.
+- `SinkRejected` (400): the batch is bisected to isolate the lines the server refuses; those
+  go to the dead-letter table with the server's reason, the rest is written (writes are
+  idempotent, so re-sending accepted halves is harmless). Never an endless retry.
+- `SinkAuthError` (401/403): writing stops with a clear error; data stays in the outbox until
+  the config is fixed and reloaded (SIGHUP) or the daemon restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from daemon.backoff import Backoff
+from daemon.config import OutboxConfig
+from daemon.errors import SinkAuthError, SinkRejected, SinkRetryable
+from daemon.metrics import Counters
+from daemon.outbox import Batch, Outbox
+from daemon.points import split_lines
+from daemon.sinks.base import Sink
+
+__all__ = ["Flusher"]
+
+
+class Flusher:
+    """Moves committed points from the outbox to the sink."""
+
+    def __init__(
+        self, outbox: Outbox, sink: Sink, config: OutboxConfig, counters: Counters
+    ) -> None:
+        self._outbox = outbox
+        self._sink = sink
+        self._config = config
+        self._counters = counters
+        self._backoff = Backoff(config.retry_initial_s, config.retry_max_s)
+        self._log = structlog.get_logger("chargeflux.flusher")
+        self._failing = False
+        self._stop = asyncio.Event()
+        self._resumed = asyncio.Event()
+        self.blocked_reason: str | None = None
+
+    @property
+    def sink(self) -> Sink:
+        return self._sink
+
+    def replace_sink(self, sink: Sink) -> None:
+        """Use a new sink (after a config reload); unblocks a flusher stopped on auth."""
+        self._sink = sink
+        self.blocked_reason = None
+        self._resumed.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Flush until `stop()`; the caller drains what is left with `drain()`."""
+        while not self._stop.is_set():
+            if self._outbox.depth < self._config.batch_size:
+                self._outbox.committed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        _first(self._outbox.committed, self._stop), self._config.flush_interval_s
+                    )
+            if self._stop.is_set():
+                return
+            await self.flush(stop_on=self._stop)
+
+    async def flush(self, stop_on: asyncio.Event | None = None) -> bool:
+        """Write batches until the outbox is empty (True) or writing is blocked (False)."""
+        batch = await self._outbox.read_batch(self._config.batch_size)
+        while batch is not None:
+            prefetch = asyncio.create_task(
+                self._outbox.read_batch(self._config.batch_size, after_id=batch.last_id)
+            )
+            try:
+                delivered = await self._deliver(batch, stop_on)
+            except BaseException:
+                prefetch.cancel()
+                raise
+            if not delivered:
+                prefetch.cancel()
+                return False
+            batch = await prefetch
+        return True
+
+    async def drain(self, timeout: float | None) -> bool:
+        """Flush everything committed, within `timeout` seconds; True when empty."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._outbox.depth > 0:
+                    if not await self.flush():
+                        return False
+        except TimeoutError:
+            self._log.warning("drain_timeout", remaining=self._outbox.depth, timeout_s=timeout)
+            return False
+        return True
+
+    async def _deliver(self, batch: Batch, stop_on: asyncio.Event | None) -> bool:
+        while True:
+            if self.blocked_reason is not None:
+                return False
+            try:
+                dead = await self._write(batch.body, batch.lines)
+            except SinkRetryable as exc:
+                self._counters.inc("retries")
+                delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
+                if not self._failing:
+                    self._failing = True
+                    self._log.error(
+                        "sink_write_failing",
+                        sink=self._sink.name,
+                        error=str(exc),
+                        retry_in_s=round(delay, 2),
+                        outbox_depth=self._outbox.depth,
+                    )
+                if await _wait(stop_on, delay):
+                    return False
+                continue
+            except SinkAuthError as exc:
+                self.blocked_reason = str(exc)
+                self._resumed.clear()
+                self._log.error(
+                    "sink_stopped_auth",
+                    sink=self._sink.name,
+                    error=str(exc),
+                    outbox_depth=self._outbox.depth,
+                    hint="fix the credentials and reload (SIGHUP); buffered data is kept",
+                )
+                return False
+            await self._outbox.ack(batch, dead)
+            self._counters.inc("points_written", batch.lines - len(dead))
+            self._backoff.reset()
+            if self._failing:
+                self._failing = False
+                self._log.info("sink_write_recovered", sink=self._sink.name)
+            return True
+
+    async def _write(self, body: bytes, lines: int) -> list[tuple[str, str]]:
+        """Write `body`; on rejection bisect and return the refused (line, reason) pairs."""
+        try:
+            await self._sink.write(body, lines)
+            return []
+        except SinkRejected as exc:
+            parts = split_lines(body.decode())
+            if len(parts) == 1:
+                self._counters.inc("points_dropped")
+                self._log.error("point_dead_lettered", reason=str(exc), line=parts[0][:300])
+                return [(parts[0], str(exc))]
+            half = len(parts) // 2
+            first, second = parts[:half], parts[half:]
+            return [
+                *await self._write("\n".join(first).encode(), len(first)),
+                *await self._write("\n".join(second).encode(), len(second)),
+            ]
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+
+
+async def _wait(stop_on: asyncio.Event | None, delay: float) -> bool:
+    """Sleep `delay` seconds; True if `stop_on` fired first."""
+    if stop_on is None:
+        await asyncio.sleep(delay)
+        return False
+    try:
+        await asyncio.wait_for(stop_on.wait(), delay)
+    except TimeoutError:
+        return False
+    return True

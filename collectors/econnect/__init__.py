@@ -33,7 +33,7 @@ async def _demo(env: DemoEnv) -> AsyncIterator[dict[str, Any]]:
             "business_partner": simulator.business_partner,
             "username": simulator.username,
             "password": simulator.password,
-            "retry_max_wait_s": 1.0,
+            "retry_max_wait_s": 0.5,
         }
 
 

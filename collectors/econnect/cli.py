@@ -4,7 +4,8 @@
 
 Without `--live` it reads the snapshot the daemon stored at its last poll (no API call);
 with `--live` it pulls the stations now with the `sources.econnect` settings (nothing is
-written to the outbox, the snapshot is left as it is). Exit codes: 0 written, 1 error.
+written to the outbox, the snapshot is left as it is). Exit codes: 0 written, 1 error (no
+snapshot, API failure), 2 invalid configuration.
 """
 
 from __future__ import annotations
@@ -48,9 +49,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     stations.add_argument("--out", type=Path, help="the .xlsx file (default: dated name)")
     stations.add_argument("--live", action="store_true", help="pull from the API now")
     stations.add_argument(
-        "--config", type=Path, default=argparse.SUPPRESS, help="params.json to read"
+        "--config",
+        type=Path,
+        default=None,
+        help="params.json (default ./params.json, then /etc/chargeflux/)",
     )
-    stations.set_defaults(func=_command)
+    stations.set_defaults(handler=_command)
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -58,15 +62,13 @@ def _command(args: argparse.Namespace) -> int:
         path, snapshot = asyncio.run(
             report_stations(getattr(args, "config", None), out=args.out, live=args.live)
         )
-    except FileNotFoundError as exc:
-        print(
-            f"no eConnect snapshot at {exc.filename}: the daemon has not polled eConnect yet "
-            "(or use --live)",
-            file=sys.stderr,
-        )
+    except OSError as exc:
+        print(f"chargeflux: cannot write the report: {exc}", file=sys.stderr)
         return 1
+    except ConfigError:
+        raise
     except ChargefluxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"chargeflux: error: {exc}", file=sys.stderr)
         return 1
     parsed = snapshot.parsed
     print(
@@ -100,7 +102,13 @@ async def report_stations(
             pull = await MasterdataClient(http, econnect).pull()
         snapshot = Snapshot(polled_at, econnect.business_partner, pull.pages, pull.parsed)
     else:
-        snapshot = await asyncio.to_thread(load_snapshot, snapshot_path(config.state_dir))
+        path = snapshot_path(Path(config.state_dir))
+        if not path.is_file():
+            raise ChargefluxError(
+                f"no eConnect snapshot at {path}: the daemon has not polled eConnect yet "
+                "(or use --live)"
+            )
+        snapshot = await asyncio.to_thread(load_snapshot, path)
     target = out or Path(default_report_name(snapshot.polled_at))
     await asyncio.to_thread(write_report, build_report(snapshot), target)
     return target, snapshot

@@ -10,6 +10,7 @@ has no `content` list raises `DataError`. Records inside a page are read lenient
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,11 @@ class MasterdataClient:
         self._config = config
         self._counters = counters or Counters("econnect")
         self._log = log or structlog.get_logger("chargeflux.econnect")
-        self._auth = aiohttp.BasicAuth(config.username, config.password.get_secret_value())
+        credentials = f"{config.username}:{config.password.get_secret_value()}".encode()
+        self._headers = {
+            "Accept": "application/json",
+            "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii"),
+        }
         self._url = f"{config.base_url}/masterdata/cpos/{config.business_partner}/chargingstations"
 
     async def page(self, number: int) -> list[Any]:
@@ -63,10 +68,9 @@ class MasterdataClient:
                 self._url,
                 model=Page,
                 params={"page": str(number), "size": str(self._config.page_size)},
-                auth=self._auth,
                 timeout=self._config.timeout_s,
                 ssl=self._config.verify_tls,
-                headers={"Accept": "application/json"},
+                headers=self._headers,
             )
             return page
 

@@ -100,7 +100,7 @@ def build_report(snapshot: Snapshot) -> FleetReport:
     ]
     bad_records = pd.DataFrame(
         rows, columns=["page", "position", "station", "problem", "action", "record"]
-    )
+    ).astype({"page": "Int64", "position": "Int64"})
     return FleetReport(values, counts, pivot, summary, bad_records)
 
 

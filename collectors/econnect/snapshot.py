@@ -75,8 +75,6 @@ def load_snapshot(path: Path) -> Snapshot:
     """Read a snapshot; the stations are validated again, exactly as at poll time."""
     try:
         document: Any = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable station snapshot: {exc}") from None
     if not isinstance(document, dict) or document.get("version") != _VERSION:

@@ -57,12 +57,15 @@ class EconnectCollector(PolledCollector):
         return [
             Job(
                 name="stations",
-                run=self.poll,
+                run=self._scheduled_poll,
                 cron=self._config.schedule,
                 timezone=self._config.timezone,
                 run_at_start=self._config.poll_at_start,
             )
         ]
+
+    async def _scheduled_poll(self) -> None:
+        await self.poll()
 
     async def poll(self) -> Pull:
         """One complete pull → points + checkpoint (one commit) → snapshot file."""

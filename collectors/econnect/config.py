@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator
 
@@ -43,6 +45,15 @@ class EconnectConfig(SourceConfig):
         if "/" in value or "?" in value:
             raise ValueError("must be the business partner number, without / or ?")
         return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Europe/Paris)") from None
+        return value
 
     @field_validator("schedule")
     @classmethod

@@ -30,6 +30,8 @@ def test_defaults() -> None:
         ({"base_url": "ftp://x"}, "base_url"),
         ({"business_partner": "1/../2"}, "business_partner"),
         ({"unknown_option": 1}, "unknown_option"),
+        ({"timezone": "Europe/Pariss"}, "timezone"),
+        ({"password": {"env": "ECONNECT_TEST_UNSET_VARIABLE"}}, "password"),
     ],
 )
 def test_invalid_values_are_refused(override: dict[str, Any], where: str) -> None:

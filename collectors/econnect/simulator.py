@@ -6,7 +6,7 @@ the real API does: Spring-style pages (`content`, `number`, `size`, `totalElemen
 It is strict: no or wrong Basic credentials → 401 with `WWW-Authenticate`; another business
 partner → 403; a missing, non-integer or negative `page`, a `size` outside 1..100 or an
 unknown query parameter → 400. It counts the requests per page (`hits`) and can inject bad
-records, transient 5xx answers and a page that is not JSON.
+records, transient 5xx or 429 answers (with Retry-After) and a page that is not JSON.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -94,6 +95,7 @@ class MasterdataSimulator:
         failures: int = 0,
         failure_status: int = 503,
         malformed_page: int | None = None,
+        retry_after: str | None = None,
     ) -> None:
         self.stations: list[Any] = list(make_stations() if stations is None else stations)
         step = max(1, len(self.stations) // (bad_records + 1)) if bad_records else 0
@@ -106,6 +108,7 @@ class MasterdataSimulator:
         self.failures = failures
         self.failure_status = failure_status
         self.malformed_page = malformed_page
+        self.retry_after = retry_after
         self.hits: Counter[int] = Counter()
         self.requests = 0
         self.rejected: Counter[int] = Counter()
@@ -175,7 +178,11 @@ class MasterdataSimulator:
             return self._error(400, "Bad Request", f"size must be 1..{_MAX_SIZE}", path)
         if self.failures > 0:
             self.failures -= 1
-            return self._error(self.failure_status, "Service Unavailable", "try later", path)
+            phrase = HTTPStatus(self.failure_status).phrase
+            response = self._error(self.failure_status, phrase, "try later", path)
+            if self.retry_after is not None:
+                response.headers["Retry-After"] = self.retry_after
+            return response
         self.hits[page] += 1
         if page == self.malformed_page:
             return web.Response(text="<html>Gateway error</html>", content_type="text/html")

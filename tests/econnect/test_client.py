@@ -80,6 +80,17 @@ async def test_transient_5xx_is_retried(
     assert len(pull.parsed.stations) == 320
 
 
+async def test_rate_limit_waits_for_retry_after(
+    simulator_factory: SimulatorFactory, http: aiohttp.ClientSession
+) -> None:
+    """A 429 with Retry-After is retried after the server's wait and the pull completes."""
+    counters = Counters("econnect")
+    async with simulator_factory(failures=1, failure_status=429, retry_after="0") as sim:
+        pull = await MasterdataClient(http, config_for(sim), counters=counters).pull()
+    assert sim.rejected[429] == 1 and counters["retries"] == 1
+    assert len(pull.parsed.stations) == 320
+
+
 async def test_persistent_5xx_gives_up_after_the_configured_attempts(
     simulator_factory: SimulatorFactory, http: aiohttp.ClientSession
 ) -> None:

@@ -6,7 +6,9 @@ caller's choice; points are read back from the outbox table and parsed.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from daemon.points import Point, parse, split_lines
 from daemon.sessions import AcceptAll
 from daemon.state import Checkpoints, StateDB
 
-__all__ = ["NOW", "Harness", "config"]
+__all__ = ["NOW", "CountingEmitter", "Harness", "config"]
 
 NOW = datetime(2026, 10, 20, 10, 0, tzinfo=PARIS).timestamp()
 """The simulated present of the tests: 20 October 2026, 10:00 in Paris."""
@@ -47,17 +49,50 @@ def config(url: str, prms: list[dict[str, Any]], **extra: Any) -> EnedisConfig:
     return EnedisConfig.model_validate(raw)
 
 
+class CountingEmitter(Emitter):
+    """An emitter that counts its commits, lets tests wait for them, and can report them."""
+
+    def __init__(
+        self, *args: Any, report: Callable[[Mapping[str, Any]], None] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.commits = 0
+        self.changed = asyncio.Condition()
+        self._report = report
+
+    async def points(
+        self, points: Iterable[Point], *, checkpoint: Mapping[str, Any] | None = None
+    ) -> None:
+        await super().points(points, checkpoint=checkpoint)
+        self.commits += 1
+        if self._report is not None and checkpoint:
+            self._report(checkpoint)
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_commits(self, count: int) -> None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: self.commits >= count)
+
+
 class Harness:
     """State DB + outbox + emitter + checkpoints around one collector."""
 
-    def __init__(self, state_dir: Path, http: aiohttp.ClientSession, clock: Clock) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        http: aiohttp.ClientSession,
+        clock: Clock,
+        report: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> None:
         self.state_dir = state_dir
+        self.report = report
         self.http = http
         self.clock = clock
         self.counters = Counters("enedis")
         self.db: StateDB | None = None
         self.outbox: Outbox | None = None
-        self.emitter: Emitter | None = None
+        self.emitter: CountingEmitter | None = None
         self.checkpoints: Checkpoints | None = None
 
     async def start(self) -> Harness:
@@ -65,7 +100,9 @@ class Harness:
         self.outbox = Outbox(self.db, Counters("outbox"))
         await self.outbox.start()
         self.checkpoints = Checkpoints(self.db, "enedis")
-        self.emitter = Emitter("enedis", self.outbox, self.checkpoints, self.counters, AcceptAll())
+        self.emitter = CountingEmitter(
+            "enedis", self.outbox, self.checkpoints, self.counters, AcceptAll(), report=self.report
+        )
         return self
 
     def context(self) -> CollectorContext:

@@ -72,6 +72,11 @@ _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _SPECIAL = frozenset(", =")
 _FORBIDDEN = frozenset("\n\r\\")
+# InfluxDB skips tabs and NULs before a line and its field set; '#' starts a comment
+_BAD_START = frozenset("#\t\x00")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# InfluxDB's timestamp range (models.MinNanoTime / MaxNanoTime)
+_TIME_MIN, _TIME_MAX = -9_223_372_036_854_775_806, 9_223_372_036_854_775_806
 
 
 def _check_name(text: str, what: str) -> None:
@@ -82,7 +87,7 @@ def _check_name(text: str, what: str) -> None:
 
 
 def _escape_key(text: str, what: str) -> str:
-    if _SPECIAL.isdisjoint(text) and _FORBIDDEN.isdisjoint(text):
+    if text and _SPECIAL.isdisjoint(text) and _FORBIDDEN.isdisjoint(text):
         return text
     _check_name(text, what)
     return text.translate(_KEY_ESCAPES)
@@ -97,6 +102,8 @@ def _field_value(key: str, value: FieldValue) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise PointError(f"field {key!r} is {value!r}: out of the int64 range")
         return f"{value}i"
     if kind is str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[union-attr]
@@ -107,13 +114,15 @@ def encode(point: Point) -> str:
     """One line of line protocol (no trailing newline) for `point`.
 
     Raises `PointError` for what InfluxDB would reject or misread: no fields, NaN/inf, a
-    newline or backslash in a name or tag, a key named ``time``, a measurement starting
-    with ``#``. Tags with an empty value are left out, as InfluxDB does.
+    newline or backslash in a name or tag, an empty key, a key named ``time``, a measurement
+    starting with ``#``, a tab or NUL (InfluxDB would strip them), the same for the first
+    field key, an integer or timestamp outside InfluxDB's int64 range, text that is
+    not valid UTF-8 (lone surrogates). Tags with an empty value are left out, as InfluxDB does.
     """
     head = point.measurement
-    if not head or head[0] == "#" or not _FORBIDDEN.isdisjoint(head):
+    if not head or head[0] in _BAD_START or not _FORBIDDEN.isdisjoint(head):
         _check_name(head, "measurement")
-        raise PointError(f"measurement {head!r} starts with '#'")
+        raise PointError(f"measurement {head!r} starts with '#', a tab or NUL")
     if not _SPECIAL.isdisjoint(head):
         head = head.translate(_MEASUREMENT_ESCAPES)
     if not point.fields:
@@ -132,7 +141,17 @@ def encode(point: Point) -> str:
         if key == "time":
             raise PointError("a field cannot be named 'time'")
         fields.append(f"{_escape_key(key, 'field key')}={_field_value(key, value)}")
-    return f"{','.join(parts)} {','.join(fields)} {point.time_ns}"
+    if fields[0][0] in "\t\x00":
+        raise PointError(f"field key {fields[0]!r} starts with a tab or NUL")
+    if not _TIME_MIN <= point.time_ns <= _TIME_MAX:
+        raise PointError(f"timestamp {point.time_ns!r} ns is out of InfluxDB's range")
+    line = f"{','.join(parts)} {','.join(fields)} {point.time_ns}"
+    if not line.isascii():
+        try:
+            line.encode()
+        except UnicodeEncodeError as exc:
+            raise PointError(f"point {point.measurement!r} is not valid UTF-8: {exc}") from None
+    return line
 
 
 def _scan_series(text: str, start: int) -> int:
@@ -149,32 +168,44 @@ def _scan_series(text: str, start: int) -> int:
 
 
 def _scan_fields(text: str, start: int) -> int:
-    """Index of the unescaped space, outside quotes, that ends the field set."""
-    index, quoted = start, False
+    """Index of the unescaped space, outside quotes, that ends the field set.
+
+    Quotes delimit string values only: a quote inside a field key is an ordinary character."""
+    index, quoted, in_value = start, False, False
     while True:
         char = text[index]
         if char == "\\":
             index += 2
             continue
-        if char == '"':
+        if char == '"' and (quoted or in_value):
             quoted = not quoted
-        elif char == " " and not quoted:
-            return index
+        elif not quoted:
+            if char == " ":
+                return index
+            if char == "=":
+                in_value = True
+            elif char == ",":
+                in_value = False
         index += 1
 
 
 def _split_unescaped(text: str, separator: str, quotes: bool = False) -> list[str]:
-    pieces, begin, index, quoted = [], 0, 0, False
+    """Split on unescaped `separator`; with `quotes`, not inside quoted string values."""
+    pieces, begin, index, quoted, in_value = [], 0, 0, False, False
     while index < len(text):
         char = text[index]
         if char == "\\":
             index += 2
             continue
-        if quotes and char == '"':
+        if quotes and char == '"' and (quoted or in_value):
             quoted = not quoted
-        elif char == separator and not quoted:
-            pieces.append(text[begin:index])
-            begin = index + 1
+        elif not quoted:
+            if char == separator:
+                pieces.append(text[begin:index])
+                begin = index + 1
+                in_value = False
+            elif char == "=":
+                in_value = True
         index += 1
     pieces.append(text[begin:])
     return pieces

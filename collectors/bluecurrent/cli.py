@@ -10,8 +10,8 @@
     chargeflux bluecurrent transactions EVSE [--page N | --all]
 
 The `sources.bluecurrent` block is read from `--config` (default ./params.json, then
-/etc/chargeflux/params.json); without a file, `CHARGEFLUX_BLUECURRENT_API_TOKEN` is used with
-the default URLs.
+/etc/chargeflux/params.json); without one, `CHARGEFLUX_BLUECURRENT_API_TOKEN` is used with the
+default URLs.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from collectors.bluecurrent.backoff import LoginLimiter, SystemClock
 from collectors.bluecurrent.client import Auth, BlueCurrentApi
@@ -35,13 +34,12 @@ from collectors.bluecurrent.config import BlueCurrentConfig
 from collectors.bluecurrent.mapping import StatusMapper
 from collectors.bluecurrent.models import DATA_MESSAGE
 from collectors.bluecurrent.rest import RestClient
-from daemon.errors import ChargefluxError
+from daemon.errors import ConfigError
 from daemon.metrics import Counters
 
-__all__ = ["add_cli", "load_config", "run_command"]
+__all__ = ["add_cli", "load_source_config", "run_command"]
 
 TOKEN_ENV = "CHARGEFLUX_BLUECURRENT_API_TOKEN"
-_DEFAULT_PATHS = (Path("params.json"), Path("/etc/chargeflux/params.json"))
 
 _COMMANDS: dict[str, tuple[str, bool]] = {
     "login": ("validate the API token and print the customer id", False),
@@ -60,7 +58,7 @@ _COMMANDS: dict[str, tuple[str, bool]] = {
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add `bluecurrent` and its subcommands; each sets `func(args) -> exit code`."""
+    """Add `bluecurrent` and its subcommands; each sets `handler(args) -> exit code`."""
     parser = subparsers.add_parser("bluecurrent", help="BlueCurrent setup and troubleshooting")
     parser.add_argument("--config", type=Path, default=None, help="params.json to read")
     commands = parser.add_subparsers(dest="bluecurrent_command", required=True)
@@ -71,29 +69,21 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
         if name == "transactions":
             command.add_argument("--page", type=int, default=1, help="page (from 1)")
             command.add_argument("--all", action="store_true", help="follow every page")
-        command.set_defaults(func=main)
+        command.set_defaults(handler=main)
 
 
-def load_config(path: Path | None) -> BlueCurrentConfig:
-    """The `sources.bluecurrent` block of a params.json (or the token from the env)."""
-    candidates = [path] if path is not None else [p for p in _DEFAULT_PATHS if p.exists()]
-    if candidates:
-        chosen = candidates[0]
-        try:
-            document = json.loads(chosen.read_text())
-        except (OSError, ValueError) as exc:
-            raise ChargefluxError(f"{chosen}: cannot read the config: {exc}") from exc
-        block = document.get("sources", document).get("bluecurrent")
-        if block is None:
-            raise ChargefluxError(f"{chosen}: no sources.bluecurrent block")
-    elif os.environ.get(TOKEN_ENV):
-        block = {"api_token": os.environ[TOKEN_ENV]}
-    else:
-        raise ChargefluxError(f"no params.json found and {TOKEN_ENV} is not set")
-    try:
-        return BlueCurrentConfig.model_validate(block)
-    except ValidationError as exc:
-        raise ChargefluxError(f"invalid sources.bluecurrent: {exc}") from exc
+def load_source_config(path: Path | None) -> BlueCurrentConfig:
+    """The validated `sources.bluecurrent` block (secrets resolved), or the token from
+    `CHARGEFLUX_BLUECURRENT_API_TOKEN` when the config has no such block."""
+    from daemon.config import load_config
+
+    config = load_config(path)
+    block = config.sources.get("bluecurrent")
+    if isinstance(block, BlueCurrentConfig):
+        return block
+    if os.environ.get(TOKEN_ENV):
+        return BlueCurrentConfig.model_validate({"api_token": {"env": TOKEN_ENV}})
+    raise ConfigError(f"no sources.bluecurrent block in the configuration and {TOKEN_ENV} unset")
 
 
 def _plain(value: Any) -> Any:
@@ -147,17 +137,13 @@ async def run_command(
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry point of every `bluecurrent` subcommand: 0 on success, 1 on failure."""
+    """Handler of every `bluecurrent` subcommand: prints the answer as JSON, returns 0.
+    Errors propagate to the CLI (ConfigError: exit 2, other errors: exit 1)."""
 
     async def go() -> Any:
-        config = load_config(args.config)
+        config = load_source_config(args.config)
         async with aiohttp.ClientSession() as http:
             return await run_command(config, args, http)
 
-    try:
-        result = asyncio.run(go())
-    except (ChargefluxError, ValidationError) as exc:
-        print(f"bluecurrent: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    print(json.dumps(asyncio.run(go()), indent=2, ensure_ascii=False, default=str))
     return 0

@@ -325,20 +325,29 @@ class BlueCurrentApi:
             future.set_result(dict(message))
 
     async def request(self, name: str, answer: str, *, evse_id: str = "", **params: Any) -> dict:
-        """Send command `name` and wait for the next `answer` object (for `evse_id`)."""
-        assert self._ws is not None, "use BlueCurrentApi as an async context manager"
-        token = await self.auth.ensure()
-        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(answer, []).append((evse_id, future))
+        """Send command `name` and wait for the next `answer` object (for `evse_id`).
+        A refused session token (ERROR 1) is dropped and the request sent once more after
+        a new login."""
         if evse_id:
             params["evse_id"] = evse_id
+        for attempt in range(2):
+            token = await self.auth.ensure()
+            try:
+                return await self._exchange(command(name, token, **params), answer, evse_id)
+            except TokenExpired:
+                self.auth.forget(token)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _exchange(self, frame: str, answer: str, evse_id: str) -> dict:
+        assert self._ws is not None, "use BlueCurrentApi as an async context manager"
+        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(answer, []).append((evse_id, future))
         try:
-            await self._ws.send(command(name, token, **params))
+            await self._ws.send(frame)
             async with asyncio.timeout(self._timeout):
                 return await future
-        except TokenExpired:
-            self.auth.forget(token)
-            raise
         except (WebSocketException, OSError) as exc:
             raise translate_ws_error(exc) from exc
         except TimeoutError as exc:

@@ -1,15 +1,17 @@
 """The `sources.bluecurrent` config block.
 
-Only `api_token` is required. `sites` tells, per charge point (EVSE id), which station,
+Only `api_token` is required (a literal, or {"env": NAME}, {"file": PATH},
+{"credential": NAME}). `sites` tells, per charge point (EVSE id), which station,
 operational unit, SIREN and nominal power its transactions belong to (for the session checks
 and the CARBURE rollup); `default_site` fills what a charge point's entry leaves out.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.collector import SourceConfig
+from daemon.secrets import Secret
 
 __all__ = ["BlueCurrentConfig", "Site", "SiteConfig"]
 
@@ -37,7 +39,7 @@ class Site(BaseModel):
 class BlueCurrentConfig(SourceConfig):
     """BlueCurrent: live charge-point status over the websocket, transactions over REST."""
 
-    api_token: SecretStr
+    api_token: Secret
     ws_url: str = "wss://motown.bluecurrent.nl/haserver"
     api_url: str = "https://api.bluecurrent.nl/app/bc_api/api/v2.0"
     evse_ids: list[str] = Field(

@@ -18,14 +18,15 @@ DEMO_SIREN = "732829320"
 async def demo(env: DemoEnv) -> AsyncIterator[dict[str, Any]]:
     """Start the simulator on 127.0.0.1 (free ports) and yield `sources.bluecurrent`.
 
-    Options (`env.options`): `charge_points` (default 5), `push_rate` messages/s (20),
-    `push_total` (100000)."""
+    Options (`env.options["bluecurrent"]`): `charge_points` (default 5), `push_rate`
+    messages/s (20), `push_total` (100000)."""
     from collectors.bluecurrent.simulator import BlueCurrentSimulator, SimulatorOptions
 
+    wanted = env.options.get("bluecurrent", {})
     options = SimulatorOptions(
-        charge_points=int(env.options.get("charge_points", 5)),
-        push_rate=float(env.options.get("push_rate", 20.0)),
-        push_total=int(env.options.get("push_total", 100_000)),
+        charge_points=int(wanted.get("charge_points", 5)),
+        push_rate=float(wanted.get("push_rate", 20.0)),
+        push_total=int(wanted.get("push_total", 100_000)),
     )
     async with BlueCurrentSimulator(options) as sim:
         sites = {

@@ -161,12 +161,15 @@ class SimData:
             "socket_id": "1" if number % 2 else 1,
         }
 
-    def add_transaction(self, evse_id: str) -> dict[str, Any]:
-        """A new completed transaction, after the newest one of the charge point."""
+    def add_transaction(self, evse_id: str, start: datetime | None = None) -> dict[str, Any]:
+        """A new completed transaction starting at `start` (Amsterdam local time), by default
+        an hour after the newest one of the charge point ends."""
         index = self.evse_ids.index(evse_id)
-        done = [tx for tx in self.transactions[evse_id] if tx["end_time"]]
-        last = max(datetime.strptime(tx["end_time"], _TX_FORMAT) for tx in done)
-        tx = self._transaction(index, len(self.transactions[evse_id]), last + timedelta(hours=1))
+        if start is None:
+            done = [tx for tx in self.transactions[evse_id] if tx["end_time"]]
+            last = max(datetime.strptime(tx["end_time"], _TX_FORMAT) for tx in done)
+            start = last + timedelta(hours=1)
+        tx = self._transaction(index, len(self.transactions[evse_id]), start)
         self.transactions[evse_id].append(tx)
         return tx
 

@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 import structlog
-from bc_support import Engine, FakeClock
 
 from collectors.bluecurrent.simulator import BlueCurrentSimulator, SimulatorOptions
 from daemon.collector import CollectorContext
@@ -20,6 +19,7 @@ from daemon.metrics import Counters
 from daemon.outbox import Outbox
 from daemon.sessions import AcceptAll
 from daemon.state import Checkpoints, StateDB
+from tests.bluecurrent.support import Engine, FakeClock
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import structlog
-from bc_support import Engine, FakeClock, config_for
 
 from daemon.points import Point
+from tests.bluecurrent.support import Engine, FakeClock, config_for
 
 
 def expected(message: dict[str, Any]) -> tuple:

@@ -1,0 +1,330 @@
+"""Reading charging sessions from the QualiCharge database (SQLAlchemy Core, bound parameters).
+
+The tables are those of MTES-MCT/qualicharge (`src/api/qualicharge/schemas/core.py`), by
+their own names: `amenageur`, `operationalunit`, `_station`, `_pointdecharge` (the raw
+tables: the `station`/`pointdecharge` views hide soft-deleted rows) and `session` (a
+TimescaleDB hypertable on `start`, primary key (`id`, `start`)). Only the columns read here
+are declared; the simulator creates the same tables.
+
+Soft-deleted stations and charge points are included, as QualiCharge's own TIRUERT flow
+does: a station removed from the registry today still delivered the energy of its past
+sessions, and that energy still counts.
+
+Sessions are read incrementally in (`updated_at`, `id`) order after a keyset watermark: rows
+sharing one `updated_at` across a page edge are neither skipped nor repeated, and a session
+updated upstream (a late correction) comes again with its new `updated_at`. Rows updated
+less than `settle_s` ago (by the database clock) are left for the next poll: QualiCharge
+stamps `updated_at` before its transaction commits, so a slow transaction could otherwise
+commit a row behind a watermark already passed. One query per poll streams its rows in
+pages of `page_size` (a server-side cursor on PostgreSQL), so memory stays bounded and the
+database sorts the delta once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Select,
+    String,
+    Table,
+    Uuid,
+    and_,
+    create_engine,
+    func,
+    or_,
+    select,
+)
+
+from collectors.qualicharge.config import QualiChargeConfig
+from daemon.records import ChargingSession
+
+__all__ = ["SessionReader", "Tables", "Watermark", "qualicharge_tables"]
+
+
+def _stamps() -> list[Column[Any]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    ]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The QualiCharge tables the collector reads."""
+
+    metadata: MetaData
+    amenageur: Table
+    operationalunit: Table
+    station: Table
+    pointdecharge: Table
+    session: Table
+
+
+def qualicharge_tables(schema: str | None = None) -> Tables:
+    """Table definitions (QualiCharge's names and types), optionally in a PostgreSQL schema."""
+    metadata = MetaData(schema=schema)
+    prefix = f"{schema}." if schema else ""
+    amenageur = Table(
+        "amenageur",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("nom_amenageur", String),
+        Column("siren_amenageur", String(9)),
+        Column("contact_amenageur", String),
+        *_stamps(),
+    )
+    operationalunit = Table(
+        "operationalunit",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("code", String(5), nullable=False, unique=True, index=True),
+        Column("name", String, nullable=False),
+        Column("type", Integer, nullable=False),
+        *_stamps(),
+    )
+    station = Table(
+        "_station",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("id_station_itinerance", String, nullable=False, unique=True, index=True),
+        Column("nom_station", String, nullable=False),
+        Column("nbre_pdc", Integer, nullable=False),
+        Column("amenageur_id", Uuid, ForeignKey(f"{prefix}amenageur.id"), index=True),
+        Column("operational_unit_id", Uuid, ForeignKey(f"{prefix}operationalunit.id")),
+        Column("deleted_at", DateTime(timezone=True)),
+        *_stamps(),
+    )
+    pointdecharge = Table(
+        "_pointdecharge",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("id_pdc_itinerance", String, nullable=False, unique=True, index=True),
+        Column("puissance_nominale", Float, nullable=False),
+        Column("station_id", Uuid, ForeignKey(f"{prefix}_station.id"), index=True),
+        Column("deleted_at", DateTime(timezone=True)),
+        *_stamps(),
+    )
+    session = Table(
+        "session",
+        metadata,
+        Column("id", Uuid, nullable=False),
+        Column("start", DateTime(timezone=True), nullable=False),
+        Column("end", DateTime(timezone=True), nullable=False),
+        Column("energy", Float, nullable=False),
+        Column("point_de_charge_id", Uuid, ForeignKey(f"{prefix}_pointdecharge.id"), index=True),
+        *_stamps(),
+        PrimaryKeyConstraint("id", "start", name="ix_session_id_start"),
+    )
+    return Tables(metadata, amenageur, operationalunit, station, pointdecharge, session)
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The last (`updated_at`, `id`) read: the next poll starts strictly after it."""
+
+    updated_at: datetime
+    id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"updated_at": self.updated_at.isoformat(), "id": self.id}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Watermark | None:
+        if not value:
+            return None
+        return cls(datetime.fromisoformat(value["updated_at"]), str(value["id"]))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class SessionReader:
+    """Incremental, filtered reads of the `session` table, on one dedicated thread."""
+
+    def __init__(self, config: QualiChargeConfig, *, source: str = "qualicharge") -> None:
+        self._config = config
+        self._source = source
+        url = config.database_url.get_secret_value()
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            options["connect_args"] = {"check_same_thread": False}
+        self.engine: Engine = create_engine(url, **options)
+        self.tables = qualicharge_tables(config.db_schema)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qualicharge-db")
+
+    def _filter(self) -> Any:
+        t = self.tables
+        units, sirens = self._config.operational_units, self._config.sirens
+        clauses = []
+        if units:
+            clauses.append(t.operationalunit.c.code.in_(units))
+            clauses.append(func.substr(t.station.c.id_station_itinerance, 1, 5).in_(units))
+        if sirens:
+            clauses.append(t.amenageur.c.siren_amenageur.in_(sirens))
+        return or_(*clauses)
+
+    def statement(self, after: Watermark | None, upper: datetime) -> Select[Any]:
+        """The sessions after `after` and updated at or before `upper`, in keyset order."""
+        t = self.tables
+        s, pdc, station = t.session, t.pointdecharge, t.station
+        unit = func.coalesce(
+            t.operationalunit.c.code, func.substr(station.c.id_station_itinerance, 1, 5)
+        )
+        statement = (
+            select(
+                s.c.id,
+                s.c.start,
+                s.c.end,
+                s.c.energy,
+                s.c.updated_at,
+                pdc.c.id_pdc_itinerance,
+                pdc.c.puissance_nominale,
+                station.c.id_station_itinerance,
+                unit.label("unit"),
+                t.amenageur.c.siren_amenageur,
+                t.amenageur.c.nom_amenageur,
+            )
+            .select_from(
+                s.join(pdc, pdc.c.id == s.c.point_de_charge_id)
+                .join(station, station.c.id == pdc.c.station_id)
+                .outerjoin(
+                    t.operationalunit, t.operationalunit.c.id == station.c.operational_unit_id
+                )
+                .outerjoin(t.amenageur, t.amenageur.c.id == station.c.amenageur_id)
+            )
+            .where(self._filter(), s.c.updated_at <= upper)
+            .order_by(s.c.updated_at, s.c.id)
+        )
+        if after is not None:
+            statement = statement.where(
+                or_(
+                    s.c.updated_at > after.updated_at,
+                    and_(s.c.updated_at == after.updated_at, s.c.id > uuid.UUID(after.id)),
+                )
+            )
+            if self._config.start_lookback_days is not None:
+                earliest = after.updated_at - timedelta(days=self._config.start_lookback_days)
+                statement = statement.where(s.c.start >= earliest)
+        elif self._config.since is not None:
+            statement = statement.where(s.c.updated_at >= self._config.since)
+        return statement
+
+    def _now(self) -> datetime:
+        if self.engine.dialect.name == "sqlite":
+            return datetime.now(UTC)
+        with self.engine.connect() as conn:
+            return _aware(conn.execute(select(func.now())).scalar_one())
+
+    def _session(self, row: Any) -> ChargingSession:
+        sid, start, end, energy, updated, pdc, power, station, unit, siren, entity = row
+        return ChargingSession(
+            source=self._source,
+            session_id=str(sid),
+            pdc=pdc,
+            station=station,
+            operational_unit=unit or station[:5],
+            siren=siren or "",
+            start=_aware(start),
+            end=_aware(end),
+            energy_kwh=float(energy),
+            max_power_kw=float(power),
+            updated_at=_aware(updated),
+            entity=entity or "",
+        )
+
+    async def pages(
+        self, after: Watermark | None
+    ) -> AsyncIterator[tuple[list[ChargingSession], Watermark]]:
+        """Pages of sessions after `after`, each with the watermark of its last row. The next
+        page is fetched while the caller handles the current one."""
+        loop = asyncio.get_running_loop()
+        size = self._config.page_size
+
+        def open_result() -> Any:
+            upper = self._now() - timedelta(seconds=self._config.settle_s)
+            conn = self.engine.connect()
+            try:
+                result = conn.execution_options(yield_per=size).execute(
+                    self.statement(after, upper)
+                )
+            except BaseException:
+                conn.close()
+                raise
+            return conn, result
+
+        def fetch(result: Any) -> tuple[list[ChargingSession], Watermark | None]:
+            rows = result.fetchmany(size)
+            sessions = [self._session(row) for row in rows]
+            if not sessions:
+                return sessions, None
+            last = sessions[-1]
+            assert last.updated_at is not None
+            return sessions, Watermark(last.updated_at, last.session_id)
+
+        conn, result = await loop.run_in_executor(self._executor, open_result)
+        try:
+            pending = loop.run_in_executor(self._executor, fetch, result)
+            while True:
+                sessions, mark = await pending
+                if mark is None:
+                    return
+                full = len(sessions) == size
+                if full:
+                    pending = loop.run_in_executor(self._executor, fetch, result)
+                yield sessions, mark
+                if not full:
+                    return
+        finally:
+            await loop.run_in_executor(self._executor, _close, result, conn)
+
+    async def directory(self) -> dict[str, tuple[str, str]]:
+        """Charge point → (station, operational unit), for the configured filter."""
+        t = self.tables
+        unit = func.coalesce(
+            t.operationalunit.c.code, func.substr(t.station.c.id_station_itinerance, 1, 5)
+        )
+        statement = (
+            select(t.pointdecharge.c.id_pdc_itinerance, t.station.c.id_station_itinerance, unit)
+            .select_from(
+                t.pointdecharge.join(t.station, t.station.c.id == t.pointdecharge.c.station_id)
+                .outerjoin(
+                    t.operationalunit, t.operationalunit.c.id == t.station.c.operational_unit_id
+                )
+                .outerjoin(t.amenageur, t.amenageur.c.id == t.station.c.amenageur_id)
+            )
+            .where(self._filter())
+        )
+
+        def read() -> dict[str, tuple[str, str]]:
+            with self.engine.connect() as conn:
+                return {pdc: (station, code) for pdc, station, code in conn.execute(statement)}
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, read)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
+        self._executor.shutdown(wait=False)
+
+
+def _close(result: Any, conn: Any) -> None:
+    try:
+        result.close()
+    finally:
+        conn.close()

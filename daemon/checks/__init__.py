@@ -1,0 +1,1 @@
+"""Streaming checks: the session exclusion engine and its ledger (`sessions`), series rules."""

@@ -1,0 +1,308 @@
+"""The session ledger: every judged session in the state database, and monthly totals.
+
+`session_ledger` holds one row per (source, session id) — the latest version of the session
+and its verdict — written in the outbox transaction that commits the session's points, so
+ledger and points never disagree. It is also the exclusion engine's durable state: on start
+the engine reads back recent sessions per charge point, and a late session older than what
+it keeps in memory reads its neighbours from here.
+
+`session_month` is maintained by triggers on the ledger (insert, update, delete), so it is
+always exactly the sum of the ledger: per source, Europe/Paris month of the session start,
+SIREN, operational unit and station, the energy and count of accepted sessions and of
+excluded ones. Energies are summed as integers (millionths of a kWh), so corrections that
+subtract and add again leave no rounding residue. `changed_at` is the last time a month's
+row changed: a month changed after it was submitted needs resubmitting.
+
+Times are stored as integer nanoseconds since the epoch (UTC); `month` is "YYYY-MM".
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.records import ChargingSession
+
+__all__ = [
+    "LEDGER_SCHEMA",
+    "SELECT_COLUMNS",
+    "UPSERT",
+    "MonthLabeler",
+    "MonthTotal",
+    "Record",
+    "dt_to_ns",
+    "ensure_schema",
+    "ledger_row",
+    "month_totals",
+    "ns_to_dt",
+    "record_session",
+    "row_record",
+    "session_record",
+]
+
+PARIS = ZoneInfo("Europe/Paris")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+_MONTH_DELTA = """
+    INSERT INTO session_month (source, month, siren, operational_unit, station,
+                               energy_ukwh, sessions, excluded, excluded_ukwh, changed_at)
+    VALUES ({r}.source, {r}.month, {r}.siren, {r}.operational_unit, {r}.station,
+            {sign} {r}.accepted * {r}.energy_ukwh, {sign} {r}.accepted,
+            {sign} (1 - {r}.accepted), {sign} (1 - {r}.accepted) * {r}.energy_ukwh,
+            {stamp})
+    ON CONFLICT (source, month, siren, operational_unit, station) DO UPDATE SET
+        energy_ukwh = energy_ukwh + excluded.energy_ukwh,
+        sessions = sessions + excluded.sessions,
+        excluded = session_month.excluded + excluded.excluded,
+        excluded_ukwh = excluded_ukwh + excluded.excluded_ukwh,
+        changed_at = excluded.changed_at;
+"""
+
+LEDGER_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS session_ledger (
+    source TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    pdc TEXT NOT NULL,
+    station TEXT NOT NULL,
+    operational_unit TEXT NOT NULL,
+    siren TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    energy_kwh REAL NOT NULL,
+    energy_ukwh INTEGER NOT NULL,
+    max_power_kw REAL NOT NULL,
+    month TEXT NOT NULL,
+    flags INTEGER NOT NULL,
+    accepted INTEGER NOT NULL,
+    source_updated_ns INTEGER,
+    updated_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS session_ledger_id ON session_ledger (source, session_id);
+CREATE INDEX IF NOT EXISTS session_ledger_pdc ON session_ledger (source, pdc, start_ns);
+CREATE TABLE IF NOT EXISTS session_month (
+    source TEXT NOT NULL,
+    month TEXT NOT NULL,
+    siren TEXT NOT NULL,
+    operational_unit TEXT NOT NULL,
+    station TEXT NOT NULL,
+    energy_ukwh INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    excluded INTEGER NOT NULL,
+    excluded_ukwh INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (source, month, siren, operational_unit, station)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS session_ledger_insert AFTER INSERT ON session_ledger BEGIN
+{_MONTH_DELTA.format(r="NEW", sign="", stamp="NEW.updated_at")}
+END;
+CREATE TRIGGER IF NOT EXISTS session_ledger_update AFTER UPDATE ON session_ledger BEGIN
+{_MONTH_DELTA.format(r="OLD", sign="-", stamp="NEW.updated_at")}
+{_MONTH_DELTA.format(r="NEW", sign="", stamp="NEW.updated_at")}
+    DELETE FROM session_month WHERE source = OLD.source AND month = OLD.month
+        AND siren = OLD.siren AND operational_unit = OLD.operational_unit
+        AND station = OLD.station AND sessions = 0 AND excluded = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS session_ledger_delete AFTER DELETE ON session_ledger BEGIN
+{_MONTH_DELTA.format(r="OLD", sign="-", stamp="CAST(strftime('%s', 'now') AS REAL)")}
+    DELETE FROM session_month WHERE source = OLD.source AND month = OLD.month
+        AND siren = OLD.siren AND operational_unit = OLD.operational_unit
+        AND station = OLD.station AND sessions = 0 AND excluded = 0;
+END;
+"""  # noqa: S608 (constant DDL)
+
+_COLUMNS = (
+    "source, session_id, pdc, station, operational_unit, siren, entity, start_ns, end_ns, "
+    "energy_kwh, energy_ukwh, max_power_kw, month, flags, accepted, source_updated_ns, "
+    "updated_at"
+)
+_UPDATED = ", ".join(
+    f"{name} = excluded.{name}"
+    for name in (part.strip() for part in _COLUMNS.split(","))
+    if name not in ("source", "session_id")
+)
+UPSERT = (
+    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "  # noqa: S608
+    f"ON CONFLICT (source, session_id) DO UPDATE SET {_UPDATED}"
+)
+SELECT_COLUMNS = (
+    "session_id, pdc, station, operational_unit, siren, entity, start_ns, end_ns, "
+    "energy_kwh, max_power_kw, source_updated_ns, flags"
+)
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the ledger tables, indexes and triggers if missing."""
+    conn.executescript(LEDGER_SCHEMA)
+
+
+def dt_to_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch of an aware datetime (microsecond precision)."""
+    return ((moment - _EPOCH) // _US) * 1000
+
+
+def ns_to_dt(ns: int) -> datetime:
+    """The aware UTC datetime of `ns` (truncated to microseconds)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+class MonthLabeler:
+    """Europe/Paris month ("YYYY-MM") of aware datetimes, caching the last month's bounds."""
+
+    def __init__(self) -> None:
+        self._lo = self._hi = _EPOCH
+        self._label = ""
+
+    def __call__(self, moment: datetime) -> str:
+        if self._lo <= moment < self._hi:
+            return self._label
+        local = moment.astimezone(PARIS)
+        first = datetime(local.year, local.month, 1, tzinfo=PARIS)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        self._lo, self._hi = first, datetime(year, month, 1, tzinfo=PARIS)
+        self._label = f"{local.year:04d}-{local.month:02d}"
+        return self._label
+
+
+Record = tuple  # (start, end, session_id, energy, max_power, updated_at, pdc, station,
+#                  operational_unit, siren, entity): what the engine keeps per session
+
+
+def session_record(session: ChargingSession) -> Record:
+    """The compact, garbage-collector-friendly form the engine keeps of a session."""
+    return (
+        session.start,
+        session.end,
+        session.session_id,
+        session.energy_kwh,
+        session.max_power_kw,
+        session.updated_at,
+        session.pdc,
+        session.station,
+        session.operational_unit,
+        session.siren,
+        session.entity,
+    )
+
+
+def record_session(source: str, record: Record) -> ChargingSession:
+    """The `ChargingSession` of a record."""
+    start, end, sid, energy, power, updated, pdc, station, unit, siren, entity = record
+    return ChargingSession(
+        source=source,
+        session_id=sid,
+        pdc=pdc,
+        station=station,
+        operational_unit=unit,
+        siren=siren,
+        start=start,
+        end=end,
+        energy_kwh=energy,
+        max_power_kw=power,
+        updated_at=updated,
+        entity=entity,
+    )
+
+
+def ledger_row(
+    source: str, record: Record, flags: int, now: float, month: MonthLabeler
+) -> tuple[object, ...]:
+    """The `session_ledger` row (in `UPSERT` order) of a judged session."""
+    start, end, sid, energy, power, updated, pdc, station, unit, siren, entity = record
+    energy = float(energy)
+    return (
+        source,
+        sid,
+        pdc,
+        station,
+        unit,
+        siren,
+        entity,
+        dt_to_ns(start),
+        dt_to_ns(end),
+        energy,
+        round(energy * 1_000_000) if math.isfinite(energy) else 0,
+        float(power),
+        month(start),
+        flags,
+        0 if flags else 1,
+        None if updated is None else dt_to_ns(updated),
+        now,
+    )
+
+
+def row_record(row: Sequence[Any]) -> tuple[Record, int]:
+    """The record and stored flags of a row selected with `SELECT_COLUMNS`."""
+    sid, pdc, station, unit, siren, entity, start, end, energy, power, updated, flags = row
+    record = (
+        ns_to_dt(start),
+        ns_to_dt(end),
+        sid,
+        energy,
+        power,
+        None if updated is None else ns_to_dt(updated),
+        pdc,
+        station,
+        unit,
+        siren,
+        entity,
+    )
+    return record, flags
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTotal:
+    """Accepted and excluded energy of one station in one month (what CARBURE receives)."""
+
+    source: str
+    month: str
+    siren: str
+    operational_unit: str
+    station: str
+    energy_kwh: float
+    sessions: int
+    excluded: int
+    excluded_kwh: float
+    changed_at: datetime
+
+
+def month_totals(
+    conn: sqlite3.Connection,
+    month: str,
+    *,
+    sources: Iterable[str] | None = None,
+    siren: str | None = None,
+) -> list[MonthTotal]:
+    """Totals of `month` ("YYYY-MM", Europe/Paris) per source/SIREN/unit/station, sorted."""
+    query = (
+        "SELECT source, month, siren, operational_unit, station, energy_ukwh, sessions, "
+        "excluded, excluded_ukwh, changed_at FROM session_month WHERE month = ?"
+    )
+    params: list[object] = [month]
+    if siren is not None:
+        query += " AND siren = ?"
+        params.append(siren)
+    wanted = None if sources is None else set(sources)
+    rows = conn.execute(query + " ORDER BY siren, operational_unit, station, source", params)
+    return [
+        MonthTotal(
+            source=row[0],
+            month=row[1],
+            siren=row[2],
+            operational_unit=row[3],
+            station=row[4],
+            energy_kwh=row[5] / 1_000_000,
+            sessions=row[6],
+            excluded=row[7],
+            excluded_kwh=row[8] / 1_000_000,
+            changed_at=datetime.fromtimestamp(row[9], UTC),
+        )
+        for row in rows
+        if wanted is None or row[0] in wanted
+    ]

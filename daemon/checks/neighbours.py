@@ -1,0 +1,185 @@
+"""Per-charge-point memory of the exclusion engine: session records sorted by (start, end, id).
+
+A record is a plain tuple `(start, end, session_id, energy, max_power, updated_at, pdc,
+station, operational_unit, siren, entity)` (see `ledger.session_record`): tuples of atoms
+are ignored by the garbage collector, which keeps a large memory cheap. Tuples compare on
+(start, end, session_id) first, and session ids are unique, so a charge point's list of
+records sorts by exactly the seed's order with deterministic ties.
+
+The invariant that makes neighbour rules exact: every ledger session of a charge point
+starting at or after its `lo` is in its list (and nothing before `lo`). Each session's rule
+bits live in `SourceState.flags` as `bits | batch << 7` (the batch that last created it).
+
+A session arriving in order is appended by the engine's hot loop; the functions here handle
+the rest: inserting a late session between its true neighbours, removing the old version of
+a corrected session, re-judging the session after either, trimming what fell out of the
+horizon. `Batch.touched` keeps, for sessions judged in earlier batches, the record and bits
+last stored, so the engine can correct or clear the points written then.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from daemon.checks.ledger import Record
+from daemon.checks.rules import DUPS, NEIGHBOUR_RULES, OVLP
+
+__all__ = [
+    "BITS",
+    "MAX_TIME",
+    "MIN_TIME",
+    "SHIFT",
+    "Batch",
+    "PdcState",
+    "SourceState",
+    "insert",
+    "neighbour_bits",
+    "predecessor",
+    "prepend",
+    "rejudge",
+    "remove",
+    "trim",
+]
+
+MIN_TIME = datetime.min.replace(tzinfo=UTC)
+MAX_TIME = datetime.max.replace(tzinfo=UTC)
+SHIFT = 7  # flags value = rule bits | batch << SHIFT
+BITS = (1 << SHIFT) - 1
+
+
+class PdcState:
+    """One charge point: its records since `lo`, sorted; `trim_at` is when to trim them."""
+
+    __slots__ = ("items", "lo", "trim_at")
+
+    def __init__(self, lo: datetime, trim_at: datetime = MAX_TIME) -> None:
+        self.items: list[Record] = []
+        self.lo = lo
+        self.trim_at = trim_at
+
+
+class SourceState:
+    """The engine's memory for one source (sessions of two sources are never compared)."""
+
+    __slots__ = ("committed", "flags", "lo", "max_lo", "pdcs", "records", "seq", "trims")
+
+    def __init__(self, lo: datetime = MIN_TIME) -> None:
+        self.pdcs: dict[str, PdcState] = {}
+        self.records: dict[str, Record] = {}
+        self.flags: dict[str, int] = {}
+        self.lo = lo  # `lo` of a charge point not seen since start-up
+        self.max_lo = lo  # the highest `lo` of any charge point (no late session: no load)
+        self.trims: set[str] = set()
+        self.seq = 0  # batches judged
+        self.committed = 0  # last batch whose ledger rows were committed
+
+
+@dataclass
+class Batch:
+    """Bookkeeping of one `judge()` call."""
+
+    seq: int
+    mask: int
+    touched: dict[str, tuple[Record, int]] = field(default_factory=dict)
+
+    def before(self, state: SourceState, record: Record) -> None:
+        """Remember what was stored for `record` before this batch first changes it."""
+        sid = record[2]
+        value = state.flags[sid]
+        if value >> SHIFT != self.seq and sid not in self.touched:
+            self.touched[sid] = (record, value & BITS)
+
+
+def neighbour_bits(previous: Record | None, record: Record) -> int:
+    """DUPS/OVLP bits of `record` after `previous` on the same charge point."""
+    if previous is None:
+        return 0
+    start = record[0]
+    bits = OVLP if start < previous[1] else 0
+    if start == previous[0] and record[1] == previous[1]:
+        bits |= DUPS
+    return bits
+
+
+def rejudge(state: SourceState, record: Record, previous: Record | None, batch: Batch) -> None:
+    """Recompute the neighbour bits of `record` now that `previous` precedes it."""
+    sid = record[2]
+    value = state.flags[sid]
+    bits = neighbour_bits(previous, record) & batch.mask
+    new = (value & ~NEIGHBOUR_RULES) | bits
+    if new != value:
+        batch.before(state, record)
+        state.flags[sid] = new
+
+
+def insert(state: SourceState, pdc: PdcState, record: Record, bits: int, batch: Batch) -> None:
+    """Insert a record created in this batch with its own rule `bits`, judge it against its
+    predecessor and re-judge its successor."""
+    items = pdc.items
+    index = bisect_left(items, record)
+    previous = items[index - 1] if index else None
+    bits = (bits & ~NEIGHBOUR_RULES) | (neighbour_bits(previous, record) & batch.mask)
+    state.flags[record[2]] = bits | batch.seq << SHIFT
+    state.records[record[2]] = record
+    items.insert(index, record)
+    if index + 1 < len(items):
+        rejudge(state, items[index + 1], record, batch)
+
+
+def remove(state: SourceState, pdc: PdcState, record: Record, batch: Batch) -> None:
+    """Take `record` out and re-judge the session that followed it."""
+    items = pdc.items
+    index = bisect_left(items, record)
+    if index >= len(items) or items[index] is not record:
+        raise LookupError(f"session {record[2]} is not where its start says")
+    del items[index]
+    if index < len(items):
+        rejudge(state, items[index], items[index - 1] if index else None, batch)
+
+
+def predecessor(pdc: PdcState, record: Record) -> Record | None:
+    """The record just before `record` (None for the first one)."""
+    index = bisect_left(pdc.items, record)
+    return pdc.items[index - 1] if index else None
+
+
+def prepend(
+    state: SourceState, pdc: PdcState, rows: Iterable[tuple[Record, int]], lo: datetime
+) -> None:
+    """Put records read back from the ledger (all before `pdc.lo`) in front; `lo` is the new
+    lower bound. Sessions already in memory (a correction moved them) are skipped."""
+    records, flags = state.records, state.flags
+    loaded: list[Record] = []
+    for record, bits in rows:
+        sid = record[2]
+        if sid in records:
+            continue
+        records[sid] = record
+        flags[sid] = bits
+        loaded.append(record)
+    loaded.sort()
+    pdc.items[:0] = loaded
+    pdc.lo = lo
+
+
+def trim(state: SourceState, pdc: PdcState, horizon: timedelta, span: timedelta) -> None:
+    """Forget the sessions that started more than `horizon` before the latest one."""
+    items = pdc.items
+    if not items:
+        return
+    cutoff = items[-1][0] - horizon
+    index = bisect_left(items, (cutoff,))
+    if index:
+        records, flags = state.records, state.flags
+        for record in items[:index]:
+            del records[record[2]]
+            del flags[record[2]]
+        del items[:index]
+    if cutoff > pdc.lo:
+        pdc.lo = cutoff
+        if cutoff > state.max_lo:
+            state.max_lo = cutoff
+    pdc.trim_at = items[0][0] + span

@@ -134,6 +134,10 @@ class Outbox:
         try:
             dropped = await self._db.transaction(lambda conn: self._write(conn, lines, callbacks))
         except Exception as exc:
+            if len(pending) > 1:  # one producer's failing callback must not fail the others
+                for item in pending:
+                    await self._commit([item])
+                return
             self._counters.inc("errors")
             self._log.error("outbox_commit_failed", error=str(exc), lines=len(lines))
             for item in pending:

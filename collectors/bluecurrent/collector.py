@@ -13,18 +13,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from collectors.bluecurrent.backoff import Backoff, Clock, LoginLimiter, SystemClock
-from collectors.bluecurrent.client import Auth, BlueCurrentApi
+from collectors.bluecurrent.client import Auth, BlueCurrentApi, InvalidToken
 from collectors.bluecurrent.config import BlueCurrentConfig
 from collectors.bluecurrent.models import Transaction
 from collectors.bluecurrent.rest import RestClient
 from collectors.bluecurrent.stream import Subscription
 from daemon.collector import CollectorContext, Job
+from daemon.errors import UpstreamError
 from daemon.records import ChargingSession
 
 __all__ = ["BlueCurrentCollector", "transaction_session"]
@@ -92,7 +94,12 @@ class BlueCurrentCollector:
             stable_after=config.stable_after_s,
         )
         self._charge_points: list[str] = list(config.evse_ids)
+        self._known = asyncio.Event()
+        if self._charge_points:
+            self._known.set()
         self._streaming = False
+        self._snapshotting = False
+        self._ended = asyncio.Event()
         self.subscription: Subscription | None = None
 
     def _subscription(self) -> Subscription:
@@ -109,22 +116,28 @@ class BlueCurrentCollector:
 
     def _seen_charge_points(self, evse_ids: list[str]) -> None:
         self._charge_points = list(evse_ids)
+        self._known.set()
 
     def jobs(self) -> Sequence[Job]:
         return [
+            Job("snapshot", self.snapshot, every=timedelta(days=1), run_at_start=False),
             Job(
                 "transactions",
                 self.poll_transactions,
                 every=timedelta(seconds=self.config.transactions_every_s),
             ),
-            Job("snapshot", self.snapshot, every=timedelta(days=1), run_at_start=False),
         ]
 
     async def stream(self) -> None:
         """The live subscription; returns only when the API token is invalid."""
         self._streaming = True
         self.subscription = self._subscription()
-        await self.subscription.run()
+        self._ended.clear()
+        try:
+            await self.subscription.run()
+        finally:
+            self._streaming = False
+            self._ended.set()
 
     async def close(self) -> None:
         if self.subscription is not None:
@@ -134,17 +147,44 @@ class BlueCurrentCollector:
         """Every followed charge point's status and grid once (for `--once`)."""
         if self._streaming:
             return
-        subscription = self._subscription()
-        await subscription.snapshot(self.config.snapshot_timeout_s)
+        self._snapshotting = True
+        self._ended.clear()
+        try:
+            subscription = self._subscription()
+            await subscription.snapshot(self.config.snapshot_timeout_s)
+        finally:
+            self._snapshotting = False
+            self._ended.set()
         self.ctx.log.info("bluecurrent_snapshot", statuses=subscription.received)
 
     async def charge_points(self) -> list[str]:
-        """The followed charge points (asked over the websocket when not known yet)."""
-        if not self._charge_points:
-            async with BlueCurrentApi(
-                self.auth, self.config.ws_url, timeout=self.config.request_timeout_s
-            ) as api:
-                self._charge_points = [point.evse_id for point in await api.get_charge_points()]
+        """The followed charge points. BlueCurrent allows one connection per client, so
+        while the stream or the snapshot is connected, wait for the list it receives; only
+        otherwise open a connection to ask."""
+        if self._known.is_set():
+            return self._charge_points
+        if self.auth.invalid:
+            raise InvalidToken(self.auth.invalid)
+        if self._streaming or self._snapshotting:
+            waits = [asyncio.ensure_future(event.wait()) for event in (self._known, self._ended)]
+            try:
+                await asyncio.wait(
+                    waits,
+                    timeout=self.config.snapshot_timeout_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if self._known.is_set():
+                return self._charge_points
+            if self.auth.invalid:
+                raise InvalidToken(self.auth.invalid)
+            raise UpstreamError("the charge point list has not arrived yet")
+        async with BlueCurrentApi(
+            self.auth, self.config.ws_url, timeout=self.config.request_timeout_s
+        ) as api:
+            self._seen_charge_points([point.evse_id for point in await api.get_charge_points()])
         return self._charge_points
 
     async def poll_transactions(self) -> None:

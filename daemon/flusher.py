@@ -64,6 +64,9 @@ class Flusher:
     async def run(self) -> None:
         """Flush until `stop()`; the caller drains what is left with `drain()`."""
         while not self._stop.is_set():
+            if self.blocked_reason is not None:  # until replace_sink(), not a busy loop
+                await _first(self._resumed, self._stop)
+                continue
             if self._outbox.depth < self._config.batch_size:
                 self._outbox.committed.clear()
                 with contextlib.suppress(TimeoutError):

@@ -90,10 +90,15 @@ class InfluxV1Sink:
             raise SinkAuthError(f"InfluxDB refused the credentials (HTTP {status}): {reason}")
         raise SinkRetryable(f"HTTP {status}: {reason}", parse_retry_after(retry_after))
 
-    async def influxql(self, query: str, *, post: bool = False) -> list[dict[str, Any]]:
-        """Run one InfluxQL statement; the `series` list of its first result."""
+    async def influxql(
+        self, query: str, *, post: bool = False, bind: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run one InfluxQL statement (`bind`: values of its $parameters); the `series`
+        list of its first result."""
         assert self._http is not None, "open() first"
         params = {"db": self._config.database, "q": query, "epoch": "ns"}
+        if bind:
+            params["params"] = json.dumps(bind)
         method = self._http.post if post else self._http.get
         try:
             async with method(f"{self._config.url}/query", params=params) as response:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, ProgrammingError
@@ -50,7 +50,7 @@ def _database_error(exc: Exception) -> Exception:
     origin = getattr(exc, "orig", None) or exc
     first = str(origin).strip().splitlines()[0][:300] if str(origin).strip() else ""
     text = f"QualiCharge database: {type(origin).__name__}: {first}"
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError) and "no such table" not in text:
         return UpstreamError(text)
     return DataError(text)
 
@@ -58,12 +58,21 @@ def _database_error(exc: Exception) -> Exception:
 class QualiChargeCollector(PolledCollector):
     """Sessions (database) and statuses (API) of the configured operators."""
 
-    def __init__(self, config: QualiChargeConfig, ctx: CollectorContext) -> None:
+    def __init__(
+        self,
+        config: QualiChargeConfig,
+        ctx: CollectorContext,
+        *,
+        db_clock: Callable[[], datetime] | None = None,
+        api_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._config = config
         self._ctx = ctx
-        self._reader = SessionReader(config, source=ctx.name)
+        self._reader = SessionReader(config, source=ctx.name, clock=db_clock)
         self._client = (
-            StatusClient(ctx.http, config.api, ctx.counters) if config.api is not None else None
+            StatusClient(ctx.http, config.api, ctx.counters, api_clock)
+            if config.api is not None
+            else None
         )
 
     def jobs(self) -> Sequence[Job]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -158,9 +158,16 @@ def _aware(moment: datetime) -> datetime:
 class SessionReader:
     """Incremental, filtered reads of the `session` table, on one dedicated thread."""
 
-    def __init__(self, config: QualiChargeConfig, *, source: str = "qualicharge") -> None:
+    def __init__(
+        self,
+        config: QualiChargeConfig,
+        *,
+        source: str = "qualicharge",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._config = config
         self._source = source
+        self._clock = clock
         url = config.database_url.get_secret_value()
         options: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
@@ -227,6 +234,9 @@ class SessionReader:
         return statement
 
     def _now(self) -> datetime:
+        """The database's clock (SQLite has none worth the name: the local one)."""
+        if self._clock is not None:
+            return self._clock()
         if self.engine.dialect.name == "sqlite":
             return datetime.now(UTC)
         with self.engine.connect() as conn:

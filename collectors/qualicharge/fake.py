@@ -126,7 +126,10 @@ def make_fleet(
             power = made[-1].puissance_nominale
             deleted = made[-1].station_deleted
         else:
-            deleted = rng.random() < deleted_stations
+            # the second station is always soft-deleted (when any are), so there is one
+            deleted = rng.random() < deleted_stations or (
+                station_number == 1 and deleted_stations > 0
+            )
         made.append(
             Pdc(
                 id_pdc_itinerance=f"{code}E{station_number:06d}{index % 2 + 1}",

@@ -115,6 +115,8 @@ class Supervisor:
                 if job.cron
                 else IntervalTrigger(seconds=job.every.total_seconds())  # type: ignore[union-attr]
             )
+            # APScheduler reads next_run_time=None as "paused": leave it out to follow the trigger
+            first_run = {"next_run_time": now} if job.run_at_start else {}
             scheduler.add_job(
                 self._run_job,
                 trigger,
@@ -123,7 +125,7 @@ class Supervisor:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=3600,
-                next_run_time=now if job.run_at_start else None,
+                **first_run,
             )
         scheduler.start()
         self._scheduler = scheduler

@@ -141,7 +141,9 @@ class Supervisor:
     async def _supervise(self, name: str, collector: Collector) -> None:
         health = _Health(self._log.bind(source=name, job="stream"))
         backoff = Backoff(1.0, 60.0)
+        loop = asyncio.get_running_loop()
         while True:
+            started = loop.time()
             try:
                 await collector.stream()
                 return
@@ -150,6 +152,8 @@ class Supervisor:
             except Exception as exc:  # restart the stream, whatever broke it
                 self._pipeline.metrics.component(name).inc("errors")
                 health.failed(exc)
+                if loop.time() - started > backoff.cap:
+                    backoff.reset()  # it ran fine for a while: a fresh failure, not a streak
                 await asyncio.sleep(backoff.next())
 
     async def stop(self) -> None:

@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from daemon.collector import SourceConfig
 from daemon.errors import ConfigError
@@ -31,6 +38,7 @@ __all__ = [
     "find_config",
     "load_config",
     "masked",
+    "parse_config",
 ]
 
 DEFAULT_PATHS = (Path("params.json"), Path("/etc/chargeflux/params.json"))
@@ -115,7 +123,12 @@ class Config(_Strict):
     metrics_interval_s: float = Field(10.0, gt=0)
     checks: dict[str, Any] = Field(default_factory=dict)
     sources: dict[str, Any] = Field(default_factory=dict)
-    source: Path | None = Field(None, exclude=True)
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was loaded from (None for defaults or built in code)."""
+        return self._source
 
     def enabled_sources(self) -> dict[str, SourceConfig]:
         return {name: cfg for name, cfg in self.sources.items() if cfg.enabled}
@@ -128,11 +141,26 @@ def find_config(path: Path | None) -> Path | None:
     return next((candidate for candidate in DEFAULT_PATHS if candidate.is_file()), None)
 
 
-def _format_errors(origin: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
+def _key_path(raw: Any, loc: tuple[Any, ...]) -> str:
+    """The dotted key path of an error location, without pydantic's union tags (the
+    `influxdb` in `sink.influxdb.database` is the value of `sink.type`, not a key)."""
+    parts, node = [], raw
+    for part in loc:
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        parts.append(str(part))
+        node = node.get(part) if isinstance(node, dict) else None
+    return ".".join(parts) or "<root>"
+
+
+def _format_errors(
+    origin: str, exc: ValidationError, raw: Any, prefix: tuple[Any, ...] = ()
+) -> list[str]:
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in (*prefix, *error["loc"])) or "<root>"
-        lines.append(f"{origin}: {where}: {error['msg']}")
+        where = ".".join([*map(str, prefix), _key_path(raw, error["loc"])])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{origin}: {where}: {message}")
     return lines
 
 
@@ -145,7 +173,7 @@ def parse_config(raw: Any, origin: str = "<config>") -> Config:
     try:
         config = Config.model_validate({**raw, "sources": {}})
     except ValidationError as exc:
-        problems += _format_errors(origin, exc)
+        problems += _format_errors(origin, exc, raw)
         config = None
     sources: dict[str, SourceConfig] = {}
     if not isinstance(sources_raw, dict):
@@ -160,7 +188,7 @@ def parse_config(raw: Any, origin: str = "<config>") -> Config:
         try:
             sources[name] = plugin(name).config_model.model_validate(block)
         except ValidationError as exc:
-            problems += _format_errors(origin, exc, ("sources", name))
+            problems += _format_errors(origin, exc, block, ("sources", name))
     if problems or config is None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     config.sources = sources
@@ -177,12 +205,28 @@ def load_config(path: Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{found}: cannot read: {exc.strerror}") from None
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{found}: line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{found}: key {exc.args[0]!r} appears twice in one object") from None
     config = parse_config(raw, str(found))
-    config.source = found
+    config._source = found
     return config
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects as dicts, refusing a repeated key (json.loads would keep the last)."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKey(key)
+        result[key] = value
+    return result
 
 
 def masked(config: Config) -> dict[str, Any]:

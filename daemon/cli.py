@@ -22,11 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, load_config, masked
+from daemon.config import Config, installed_plugins, load_config, masked
 from daemon.errors import ChargefluxError, ConfigError
 from daemon.logging import configure_logging
 from daemon.points import Point, to_ns
-from daemon.registry import all_plugins
 
 __all__ = ["main", "secrets_of"]
 
@@ -203,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dead-letters", "list points the server refused, with its reasons", _cmd_dead_letters
     )
     dead.add_argument("--limit", type=int, default=50)
-    for source in all_plugins():
+    for source in installed_plugins()[0]:
         if source.add_cli is not None:
             source.add_cli(sub)
     return parser

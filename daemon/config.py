@@ -22,7 +22,7 @@ from pydantic import (
     field_validator,
 )
 
-from daemon.collector import SourceConfig
+from daemon.collector import SourceConfig, SourcePlugin
 from daemon.errors import ConfigError
 from daemon.registry import SOURCES, plugin
 from daemon.secrets import Secret
@@ -36,6 +36,7 @@ __all__ = [
     "LogConfig",
     "OutboxConfig",
     "find_config",
+    "installed_plugins",
     "load_config",
     "masked",
     "parse_config",
@@ -134,6 +135,20 @@ class Config(_Strict):
         return {name: cfg for name, cfg in self.sources.items() if cfg.enabled}
 
 
+def installed_plugins() -> tuple[list[SourcePlugin], dict[str, str]]:
+    """The plugins that load, and why each other registered source does not.
+
+    One broken or half-installed source must not take the CLI or the demo down with it;
+    configuring it still fails, with the reason, in `parse_config`."""
+    found, broken = [], {}
+    for name in SOURCES:
+        try:
+            found.append(plugin(name))
+        except (ImportError, AttributeError) as exc:
+            broken[name] = f"{type(exc).__name__}: {exc}"
+    return found, broken
+
+
 def find_config(path: Path | None) -> Path | None:
     """The config file to use: `path` if given, else the first default that exists."""
     if path is not None:
@@ -186,7 +201,12 @@ def parse_config(raw: Any, origin: str = "<config>") -> Config:
             )
             continue
         try:
-            sources[name] = plugin(name).config_model.model_validate(block)
+            model = plugin(name).config_model
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{origin}: sources.{name}: cannot load the source: {exc}")
+            continue
+        try:
+            sources[name] = model.model_validate(block)
         except ValidationError as exc:
             problems += _format_errors(origin, exc, block, ("sources", name))
     if problems or config is None:

@@ -18,9 +18,14 @@ from typing import Any
 import aiohttp
 
 from daemon.collector import DemoEnv
-from daemon.config import EmbeddedSinkConfig, find_config, load_config, parse_config
+from daemon.config import (
+    EmbeddedSinkConfig,
+    find_config,
+    installed_plugins,
+    load_config,
+    parse_config,
+)
 from daemon.metrics import Counters
-from daemon.registry import all_plugins
 from daemon.runtime import Daemon
 from daemon.sinks import EmbeddedStore, build_sink
 
@@ -99,7 +104,8 @@ async def run_demo(workdir: Path, seconds: float, config_path: Path | None) -> i
         sink["token"] = user_config.sink.token
     async with aiohttp.ClientSession() as http, AsyncExitStack() as stack:
         blocks: dict[str, Any] = {}
-        for plugin in all_plugins():
+        plugins, broken = installed_plugins()
+        for plugin in plugins:
             if plugin.demo is None:
                 continue
             env = DemoEnv(workdir=workdir / plugin.name, http=http)
@@ -115,6 +121,8 @@ async def run_demo(workdir: Path, seconds: float, config_path: Path | None) -> i
         _write_params(workdir, raw)
         code = await Daemon(config).run_once(stream_for=seconds)
     print(await _summarise(config, sorted(blocks), code, state_dir))
+    for name, reason in sorted(broken.items()):
+        print(f"  source {name} not loaded: {reason}")
     return code
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import structlog
@@ -52,16 +53,21 @@ class Daemon:
         config_path: Path | None = None,
         notifier: Notifier | None = None,
         export_hook: ExportHook | None = None,
+        on_config: Callable[[Config], None] | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.export_hook = export_hook
+        self.on_config = on_config
         self.pipeline: Pipeline | None = None
         self.supervisor: Supervisor | None = None
         self.stopping = asyncio.Event()
+        self._started = False
+        self._reload_requested = False
+        self._reload_lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._log = structlog.get_logger("chargeflux.daemon")
 
     async def _start_pipeline(self) -> Pipeline:
@@ -70,17 +76,18 @@ class Daemon:
         self._http = http_session()
         return self.pipeline
 
-    def _build_supervisor(self, pipeline: Pipeline) -> Supervisor:
+    def _build_supervisor(self, pipeline: Pipeline, config: Config | None = None) -> Supervisor:
         assert self._http is not None
-        supervisor = Supervisor(self.config, pipeline, self._http)
+        supervisor = Supervisor(config or self.config, pipeline, self._http)
         supervisor.build()
         return supervisor
 
     async def run_once(self, stream_for: float = 0.0) -> int:
         """Run every job once (and push streams for `stream_for` seconds), drain, exit code."""
         pipeline = await self._start_pipeline()
-        supervisor = self.supervisor = self._build_supervisor(pipeline)
+        ok = False
         try:
+            supervisor = self.supervisor = self._build_supervisor(pipeline)
             if stream_for > 0:
                 supervisor.start_streams()
             ok = await supervisor.run_once()
@@ -93,43 +100,87 @@ class Daemon:
         return 0 if ok and drained else 1
 
     async def run(self) -> int:
-        """Run until SIGTERM/SIGINT; exit code 0 after a clean drain."""
+        """Run until SIGTERM/SIGINT; exit code 0 after a clean drain.
+
+        Signal handlers are installed before anything starts and stay until the end, so a
+        signal during start-up or during the drain is handled, never fatal."""
         loop = asyncio.get_running_loop()
-        pipeline = await self._start_pipeline()
-        self.supervisor = self._build_supervisor(pipeline)
-        self.supervisor.start()
         handlers = {
-            signal.SIGTERM: self.stopping.set,
-            signal.SIGINT: self.stopping.set,
-            signal.SIGHUP: lambda: self._spawn(self.reload()),
-            signal.SIGUSR1: lambda: self._spawn(self.export()),
+            signal.SIGTERM: self._request_stop,
+            signal.SIGINT: self._request_stop,
+            signal.SIGHUP: self._request_reload,
+            signal.SIGUSR1: self._request_export,
         }
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
-        self._spawn(self.notifier.watchdog())
-        self._spawn(self._metrics_loop())
-        self.notifier.ready(self._status())
-        self._log.info("daemon_ready", sources=sorted(self.supervisor.collectors))
         try:
-            await self.stopping.wait()
+            pipeline = await self._start_pipeline()
+            try:
+                self.supervisor = self._build_supervisor(pipeline)
+                self.supervisor.start()
+                self._started = True
+                self._spawn(self.notifier.watchdog())
+                self._spawn(self._metrics_loop())
+                self.notifier.ready(self._status())
+                self._log.info("daemon_ready", sources=sorted(self.supervisor.collectors))
+                if self._reload_requested:
+                    self._request_reload()
+                await self.stopping.wait()
+            finally:
+                await self._stop(pipeline)
         finally:
             for signum in handlers:
                 loop.remove_signal_handler(signum)
-            self.notifier.stopping()
-            self._log.info("daemon_stopping")
-            await self.supervisor.stop()
-            for task in self._tasks:
-                task.cancel()
-            with contextlib.suppress(Exception):
-                await pipeline.emit_metrics()
-            await self._shutdown(self.config.outbox.drain_timeout_s)
         self._log.info("daemon_stopped")
         return 0
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.append(task)
-        task.add_done_callback(self._tasks.remove)
+    async def _stop(self, pipeline: Pipeline) -> None:
+        self.stopping.set()
+        self.notifier.stopping()
+        self._log.info("daemon_stopping")
+        for task in self._tasks:
+            if task.get_name() != "reload":
+                task.cancel()
+        async with self._reload_lock:  # a reload in progress finishes first
+            if self.supervisor is not None:
+                await self.supervisor.stop()
+        with contextlib.suppress(Exception):
+            await pipeline.emit_metrics()
+        await self._shutdown(self.config.outbox.drain_timeout_s)
+
+    def _request_stop(self) -> None:
+        if self.stopping.is_set():
+            self._log.info("stop_already_in_progress")
+            return
+        self.stopping.set()
+
+    def _request_reload(self) -> None:
+        if self.stopping.is_set():
+            self._log.info("reload_ignored", reason="stopping")
+        elif not self._started:
+            self._reload_requested = True  # once started
+        else:
+            self._reload_requested = False
+            self._spawn(self.reload(), "reload")
+
+    def _request_export(self) -> None:
+        if self._started and not self.stopping.is_set():
+            self._spawn(self.export(), "export")
+        else:
+            self._log.info("export_ignored", reason="not running")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str | None = None) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._log.error(
+                "task_failed", task=task.get_name(), error=str(exc), error_type=type(exc).__name__
+            )
 
     def _status(self) -> str:
         assert self.pipeline is not None and self.supervisor is not None
@@ -149,22 +200,57 @@ class Daemon:
             self.notifier.status(self._status())
 
     async def reload(self) -> None:
-        """Re-read the config and restart the collectors; buffered data is kept."""
-        assert self.pipeline is not None and self.supervisor is not None
-        self.notifier.reloading()
-        try:
-            config = load_config(self.config_path)
-        except ConfigError as exc:
-            self._log.error("reload_rejected", error=str(exc), keeping="current config")
+        """Re-read the config and restart the collectors; buffered data is kept.
+
+        An invalid file is rejected before anything stops. If the new collectors or sink
+        cannot be set up, the previous config's collectors are started again."""
+        async with self._reload_lock:
+            if self.stopping.is_set():
+                return
+            assert self.pipeline is not None and self.supervisor is not None
+            self.notifier.reloading()
+            try:
+                config = load_config(self.config_path)
+            except ConfigError as exc:
+                self._log.error("reload_rejected", error=str(exc), keeping="current config")
+                self.notifier.ready(self._status())
+                return
+            self._warn_restart_needed(config)
+            await self.supervisor.stop()
+            try:
+                supervisor = self._build_supervisor(self.pipeline, config)
+                try:
+                    await self.pipeline.replace_sink(config)
+                except BaseException:
+                    await supervisor.stop()
+                    raise
+            except Exception as exc:  # keep collecting with what worked before
+                self._log.error(
+                    "reload_failed",
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                    keeping="current config",
+                )
+                supervisor = self._build_supervisor(self.pipeline)
+            else:
+                self.config = config
+                if self.on_config is not None:
+                    self.on_config(config)
+                self._log.info("config_reloaded", sources=sorted(supervisor.collectors))
+            self.supervisor = supervisor
+            supervisor.start()
             self.notifier.ready(self._status())
-            return
-        await self.supervisor.stop()
-        self.config = config
-        await self.pipeline.replace_sink(config)
-        self.supervisor = self._build_supervisor(self.pipeline)
-        self.supervisor.start()
-        self._log.info("config_reloaded", sources=sorted(self.supervisor.collectors))
-        self.notifier.ready(self._status())
+
+    def _warn_restart_needed(self, config: Config) -> None:
+        changed = [
+            key
+            for key in ("state_dir", "outbox")
+            if getattr(config, key) != getattr(self.config, key)
+        ]
+        if changed:
+            self._log.warning(
+                "reload_needs_restart", keys=changed, hint="these settings apply at the next start"
+            )
 
     async def export(self) -> None:
         """The SIGUSR1 hook: the monthly export for the last complete month."""

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, installed_plugins, load_config, masked
+from daemon.config import Config, installed_plugins, load_config, masked, secret_values
 from daemon.errors import ChargefluxError, ConfigError
 from daemon.logging import configure_logging
 from daemon.points import Point, to_ns
@@ -32,29 +32,18 @@ __all__ = ["main", "secrets_of"]
 
 def secrets_of(config: Config) -> list[str]:
     """Every resolved secret in the config, for the log redactor."""
-    found: list[str] = []
+    return secret_values(config)
 
-    def walk(value: object) -> None:
-        if hasattr(value, "get_secret_value"):
-            found.append(value.get_secret_value())  # type: ignore[attr-defined]
-        elif hasattr(value, "__pydantic_fields__"):
-            for name in type(value).model_fields:  # type: ignore[attr-defined]
-                walk(getattr(value, name))
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                walk(item)
 
-    walk(config)
-    return found
+def apply_logging(config: Config) -> None:
+    """Set up logging from a config: its level and format, and its secrets redacted."""
+    configure_logging(config.log.level, config.log.format, secrets_of(config))
 
 
 def load(args: argparse.Namespace) -> Config:
     """Load the config named by --config and set up logging from it."""
     config = load_config(args.config)
-    configure_logging(config.log.level, config.log.format, secrets_of(config))
+    apply_logging(config)
     return config
 
 
@@ -62,7 +51,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from daemon.runtime import Daemon
 
     config = load(args)
-    daemon = Daemon(config, config_path=args.config)
+    # a reload (SIGHUP) applies the new log level and redacts the new secrets too
+    daemon = Daemon(config, config_path=args.config, on_config=apply_logging)
     return asyncio.run(daemon.run_once() if args.once else daemon.run())
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "load_config",
     "masked",
     "parse_config",
+    "secret_values",
 ]
 
 DEFAULT_PATHS = (Path("params.json"), Path("/etc/chargeflux/params.json"))
@@ -247,6 +249,27 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         result[key] = value
     return result
+
+
+def secret_values(config: Config) -> list[str]:
+    """Every resolved secret in the config (engine and sources), for the log redactor."""
+    found: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found
 
 
 def masked(config: Config) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class Supervisor:
         self._scheduler: AsyncIOScheduler | None = None
         self._health: dict[str, _Health] = {}
         self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
 
     def build(self) -> None:
         for name, source_config in self._config.enabled_sources().items():
@@ -90,6 +91,9 @@ class Supervisor:
         try:
             await job.run()
         except asyncio.CancelledError:
+            if self._stopping:  # stopped on purpose (reload, shutdown): not a job failure
+                self._log.info("job_cancelled", source=source, job=job.name)
+                return False
             raise
         except Exception as exc:  # a job's failure must never stop the daemon
             self._pipeline.metrics.component(source).inc("errors")
@@ -158,6 +162,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         """Stop scheduling, cancel streams and running jobs, close every collector."""
+        self._stopping = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

@@ -217,6 +217,8 @@ class Daemon:
                 return
             self._warn_restart_needed(config)
             await self.supervisor.stop()
+            # logging first: collectors bind their loggers (and so the level) when built
+            self._apply(config)
             try:
                 supervisor = self._build_supervisor(self.pipeline, config)
                 try:
@@ -231,15 +233,18 @@ class Daemon:
                     error_type=type(exc).__name__,
                     keeping="current config",
                 )
+                self._apply(self.config)
                 supervisor = self._build_supervisor(self.pipeline)
             else:
                 self.config = config
-                if self.on_config is not None:
-                    self.on_config(config)
                 self._log.info("config_reloaded", sources=sorted(supervisor.collectors))
             self.supervisor = supervisor
             supervisor.start()
             self.notifier.ready(self._status())
+
+    def _apply(self, config: Config) -> None:
+        if self.on_config is not None:
+            self.on_config(config)
 
     def _warn_restart_needed(self, config: Config) -> None:
         changed = [

@@ -1,0 +1,188 @@
+"""The durable outbox: group commit, atomic checkpoints, size limit, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from daemon.emitter import Emitter
+from daemon.metrics import Counters
+from daemon.outbox import Outbox
+from daemon.points import Point
+from daemon.sessions import AcceptAll
+from daemon.state import Checkpoints, StateDB
+
+
+def lines(start: int, count: int) -> list[str]:
+    return [f"m n={n}i {n}" for n in range(start, start + count)]
+
+
+def committed_lines(path: Path) -> list[str]:
+    """What another process would see in the outbox right now."""
+    with sqlite3.connect(path) as conn:
+        bodies = conn.execute("SELECT body FROM outbox ORDER BY id").fetchall()
+    return [line for (body,) in bodies for line in body.decode().split("\n")]
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[StateDB]:
+    state = StateDB(tmp_path / "state.db")
+    yield state
+    state.close()
+
+
+@pytest.fixture
+async def outbox(db: StateDB) -> AsyncIterator[Outbox]:
+    box = Outbox(db, Counters("outbox"), chunk_lines=10)
+    await box.start()
+    yield box
+    await box.close()
+
+
+async def test_group_commit_resolves_futures_only_after_commit(db: StateDB, outbox: Outbox) -> None:
+    """Submissions queued together commit in one transaction; none resolves before COMMIT."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        inside.set()
+        release.wait(10)
+
+    first = outbox.submit(lines(0, 3), hold)
+    second = outbox.submit(lines(3, 2))
+    assert await asyncio.to_thread(inside.wait, 10)
+    assert not first.done() and not second.done()
+    assert committed_lines(db.path) == []
+    release.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert committed_lines(db.path) == lines(0, 5)
+    with sqlite3.connect(db.path) as conn:
+        assert conn.execute("SELECT COUNT(*), SUM(n) FROM outbox").fetchone() == (1, 5)
+    assert outbox.depth == 5
+
+
+async def test_points_and_checkpoint_commit_together_or_not_at_all(
+    db: StateDB, outbox: Outbox
+) -> None:
+    """A failing on_commit callback rolls back its points and the checkpoint it wrote."""
+    checkpoints = Checkpoints(db, "counter")
+
+    def checkpoint_then_fail(conn: sqlite3.Connection) -> None:
+        checkpoints.write(conn, "next", 3)
+        raise RuntimeError("ledger write failed")
+
+    with pytest.raises(RuntimeError, match="ledger write failed"):
+        await outbox.put(lines(0, 3), checkpoint_then_fail)
+    assert committed_lines(db.path) == []
+    assert await checkpoints.get("next") is None
+    assert outbox.depth == 0
+
+    await outbox.put(lines(0, 3), lambda conn: checkpoints.write(conn, "next", 3))
+    assert committed_lines(db.path) == lines(0, 3)
+    assert await checkpoints.get("next") == 3
+
+
+async def test_a_failing_callback_fails_only_its_own_submission(
+    db: StateDB, outbox: Outbox
+) -> None:
+    """Another producer's points in the same group commit are still committed."""
+    checkpoints = Checkpoints(db, "good")
+
+    def fail(conn: sqlite3.Connection) -> None:
+        raise TypeError("checkpoint value is not JSON")
+
+    good = outbox.submit(lines(0, 4), lambda conn: checkpoints.write(conn, "next", 4))
+    bad = outbox.submit(lines(100, 4), fail)
+    also_good = outbox.submit(lines(4, 2))
+    await asyncio.wait_for(good, 10)
+    await asyncio.wait_for(also_good, 10)
+    with pytest.raises(TypeError):
+        await bad
+    assert committed_lines(db.path) == lines(0, 6)
+    assert await checkpoints.get("next") == 4
+    assert outbox.depth == 6
+
+
+async def test_size_limit_drops_the_oldest_counted_and_logged(db: StateDB) -> None:
+    """Beyond max_points the oldest chunks go, counted in points_dropped and logged."""
+    counters = Counters("outbox")
+    box = Outbox(db, counters, chunk_lines=10, max_points=100)
+    await box.start()
+    try:
+        await box.put(lines(0, 60))
+        with capture_logs() as logs:
+            await box.put(lines(60, 60))
+        assert committed_lines(db.path) == lines(20, 100)
+        assert box.depth == 100
+        assert counters["points_dropped"] == 20
+        assert counters["outbox_depth"] == 100
+        warning = next(e for e in logs if e["event"] == "outbox_full_dropped_oldest")
+        assert warning["dropped"] == 20 and warning["log_level"] == "warning"
+    finally:
+        await box.close()
+
+
+async def test_depth_is_restored_after_reopening(tmp_path: Path) -> None:
+    """A restarted daemon knows how many points wait in the outbox and reads them in order."""
+    db = StateDB(tmp_path / "state.db")
+    box = Outbox(db, Counters("outbox"), chunk_lines=10)
+    await box.start()
+    await box.put(lines(0, 25))
+    batch = await box.read_batch(10)
+    assert batch is not None
+    await box.ack(batch, dead=[(lines(0, 1)[0], "HTTP 400: bad")])
+    await box.close()
+    db.close()
+
+    db = StateDB(tmp_path / "state.db")
+    counters = Counters("outbox")
+    box = Outbox(db, counters, chunk_lines=10)
+    await box.start()
+    try:
+        assert box.depth == 15
+        assert counters["outbox_depth"] == 15
+        batch = await box.read_batch(1000)
+        assert batch is not None and batch.lines == 15
+        assert batch.body.decode().split("\n") == lines(10, 15)
+        assert await box.dead_letters() == [("HTTP 400: bad", lines(0, 1)[0])]
+    finally:
+        await box.close()
+        db.close()
+
+
+async def test_read_batch_takes_whole_chunks_up_to_the_limit(outbox: Outbox) -> None:
+    """A batch holds whole chunks within max_lines, but always at least one chunk."""
+    await outbox.put(lines(0, 30))
+    batch = await outbox.read_batch(25)
+    assert batch is not None and batch.lines == 20 and len(batch.ids) == 2
+    small = await outbox.read_batch(3)
+    assert small is not None and small.lines == 10
+    rest = await outbox.read_batch(25, after_id=batch.last_id)
+    assert rest is not None and rest.body.decode().split("\n") == lines(20, 10)
+    assert await outbox.read_batch(25, after_id=rest.last_id) is None
+
+
+async def test_emitter_dead_letters_unencodable_points_and_commits_the_rest(
+    db: StateDB, outbox: Outbox
+) -> None:
+    """A NaN point goes to the dead letters with its reason; the others and the checkpoint
+    are committed."""
+    counters = Counters("counter")
+    checkpoints = Checkpoints(db, "counter")
+    emitter = Emitter("counter", outbox, checkpoints, counters, AcceptAll())
+    points = [
+        Point("m", {}, {"n": 1}, 1),
+        Point("m", {}, {"x": float("nan")}, 2),
+        Point("m", {}, {"n": 3}, 3),
+    ]
+    await emitter.points(points, checkpoint={"next": 4})
+    assert committed_lines(db.path) == ["m n=1i 1", "m n=3i 3"]
+    assert await checkpoints.get("next") == 4
+    [(reason, line)] = await outbox.dead_letters()
+    assert "NaN" in reason and "nan" in line
+    assert counters["errors"] == 1

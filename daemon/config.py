@@ -21,6 +21,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from daemon.collector import SourceConfig, SourcePlugin
@@ -82,12 +83,19 @@ class InfluxV1SinkConfig(_HttpSink):
     """InfluxDB 1.x HTTP API (`/write`, `/query`), also accepted by 2.x and 3.x."""
 
     type: Literal["influxdb"]
-    database: str
-    retention_policy: str | None = None
+    # an empty name would make InfluxDB answer 400 to every write: all dead-lettered
+    database: str = Field(min_length=1)
+    retention_policy: str | None = Field(None, min_length=1)
     username: str | None = None
     password: Secret | None = None
     precision: Literal["ns"] = "ns"
     create_database: bool = False
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> InfluxV1SinkConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: give both or neither")
+        return self
 
 
 class InfluxV2SinkConfig(_HttpSink):
@@ -95,8 +103,8 @@ class InfluxV2SinkConfig(_HttpSink):
 
     type: Literal["influxdb_v2"]
     token: Secret
-    org: str
-    bucket: str
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
 
 
 SinkConfig = Annotated[

@@ -33,6 +33,8 @@ def resolve_secret(value: Any) -> Any:
             'a secret is a string or one of {"env": NAME}, {"file": PATH}, {"credential": NAME}'
         )
     ((kind, name),) = value.items()
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"the {kind!r} of a secret must be a non-empty string")
     if kind == "env":
         if name not in os.environ:
             raise ValueError(f"environment variable {name} is not set")
@@ -40,6 +42,8 @@ def resolve_secret(value: Any) -> Any:
     if kind == "file":
         return SecretStr(_read(Path(name)))
     if kind == "credential":
+        if "/" in name or name in (".", ".."):
+            raise ValueError(f"credential {name!r}: a credential name, not a path")
         directory = os.environ.get("CREDENTIALS_DIRECTORY")
         if not directory:
             raise ValueError(f"credential {name!r}: CREDENTIALS_DIRECTORY is not set")

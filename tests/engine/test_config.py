@@ -66,6 +66,19 @@ def test_unknown_keys_are_refused_everywhere(tmp_path: Path) -> None:
     assert f"{path}: sources.countr: unknown source" in message
 
 
+def test_sink_settings_that_would_lose_data_are_refused(tmp_path: Path) -> None:
+    """An empty database name (every write a 400) and half a credential pair are errors."""
+    path = write(
+        tmp_path / "params.json", {"sink": {"type": "influxdb", "database": "", "password": "p"}}
+    )
+    message = config_error(path)
+    assert f"{path}: sink.database: String should have at least 1 character" in message
+    path = write(
+        tmp_path / "params.json", {"sink": {"type": "influxdb", "database": "d", "password": "p"}}
+    )
+    assert f"{path}: sink: username and password go together" in config_error(path)
+
+
 def test_bad_json_reports_line_and_column(tmp_path: Path) -> None:
     """A syntax error names the file, the line and the column."""
     path = write(tmp_path / "params.json", '{\n  "log": {"level": "info",}\n}')
@@ -120,15 +133,19 @@ def test_secret_errors_name_the_reference_never_a_value(
     """A missing variable, file or credential directory is named in the error."""
     monkeypatch.delenv("CF_TEST_UNSET", raising=False)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
-    sink = {"type": "influxdb", "database": "d"}
+    sink = {"type": "influxdb", "database": "d", "username": "u"}
     cases = {
         "env": ({"env": "CF_TEST_UNSET"}, "environment variable CF_TEST_UNSET is not set"),
         "file": ({"file": str(tmp_path / "missing")}, f"cannot read secret file {tmp_path}"),
         "credential": ({"credential": "pw"}, "credential 'pw': CREDENTIALS_DIRECTORY is not set"),
         "shape": ({"vault": "x"}, "unknown secret source 'vault'"),
+        "not a name": ({"env": 123}, "the 'env' of a secret must be a non-empty string"),
+        "a path": ({"credential": "../x"}, "credential '../x': a credential name, not a path"),
     }
     for name, (reference, expected) in cases.items():
-        path = write(tmp_path / f"{name}.json", {"sink": {**sink, "password": reference}})
+        path = write(
+            tmp_path / f"{name.replace(' ', '_')}.json", {"sink": {**sink, "password": reference}}
+        )
         message = config_error(path)
         assert f"{path}: sink.password: {expected}" in message, message
 
@@ -174,7 +191,12 @@ def test_every_resolved_secret_is_known_to_the_redactor(secret_sources: Path) ->
     path = write(
         secret_sources / "params.json",
         {
-            "sink": {"type": "influxdb", "database": "d", "password": {"env": "CF_TEST_PASSWORD"}},
+            "sink": {
+                "type": "influxdb",
+                "database": "d",
+                "username": "u",
+                "password": {"env": "CF_TEST_PASSWORD"},
+            },
             "sources": {"counter": {"token": {"credential": "v2_token"}}},
         },
     )

@@ -44,6 +44,7 @@ from daemon.checks.ledger import (
     ns_to_dt,
     record_session,
     row_record,
+    session_record,
 )
 from daemon.checks.rules import DUPS, ENEA, ENEU, ENEX, NEGS, ODUS, OVLP, SessionRulesConfig
 from daemon.checks.verdicts import retraction_points, session_points
@@ -97,10 +98,10 @@ class SessionEngine:
         self._sources.clear()
         for source, (cutoff, rows) in found.items():
             state = nb.SourceState(ns_to_dt(cutoff))
-            by_pdc: dict[str, list[tuple[Record, int]]] = {}
+            by_pdc: dict[str, list[Record]] = {}
             for row in rows:
-                record, bits = row_record(row)
-                by_pdc.setdefault(record[6], []).append((record, bits))
+                record = row_record(row)
+                by_pdc.setdefault(record[7], []).append(record)
             for name, pdc_rows in by_pdc.items():
                 pdc = state.pdcs[name] = nb.PdcState(state.lo)
                 nb.prepend(state, pdc, pdc_rows, state.lo)
@@ -144,13 +145,7 @@ class SessionEngine:
         enex_min, enex_factor = config.enex_min_kwh, config.enex_factor
         mask, span = batch.mask, self._span
         stamp = batch.seq << nb.SHIFT
-        pdcs, records, flagmap, lo, trims = (
-            state.pdcs,
-            state.records,
-            state.flags,
-            state.lo,
-            state.trims,
-        )
+        pdcs, records, lo, trims = state.pdcs, state.records, state.lo, state.trims
         fresh: list[ChargingSession | None] = []
         keep = fresh.append
         for session in sessions:
@@ -170,21 +165,8 @@ class SessionEngine:
             if energy > enex_min and energy > enea_max * enex_factor:
                 flags |= ENEX
             name = session.pdc
-            record = (
-                start,
-                end,
-                sid,
-                energy,
-                power,
-                session.updated_at,
-                name,
-                session.station,
-                session.operational_unit,
-                session.siren,
-                session.entity,
-            )
-            if sid in flagmap:
-                self._correct(state, session, record, flags & mask, batch, fresh)
+            if sid in records:
+                self._correct(state, session, (flags & mask) | stamp, batch, fresh)
                 continue
             pdc = pdcs.get(name)
             if pdc is None:
@@ -192,22 +174,36 @@ class SessionEngine:
             items = pdc.items
             if items:
                 last = items[-1]
-                if last < record:
+                before = last[0]
+                if before < start or (before == start and (last[1], last[2]) < (end, sid)):
                     if start < last[1]:
                         flags |= OVLP
-                    if start == last[0] and end == last[1]:
+                    if start == before and end == last[1]:
                         flags |= DUPS
+                    record = (
+                        start,
+                        end,
+                        sid,
+                        (flags & mask) | stamp,
+                        energy,
+                        power,
+                        session.updated_at,
+                        name,
+                        session.station,
+                        session.operational_unit,
+                        session.siren,
+                        session.entity,
+                    )
                     items.append(record)
-                    flagmap[sid] = (flags & mask) | stamp
                     records[sid] = record
                     keep(session)
                     if start > pdc.trim_at:
                         trims.add(name)
                     continue
-                nb.insert(state, pdc, record, flags & mask, batch)
+                nb.insert(state, pdc, session_record(session, (flags & mask) | stamp), batch)
             else:
+                record = session_record(session, (flags & mask) | stamp)
                 items.append(record)
-                flagmap[sid] = (flags & mask) | stamp
                 records[sid] = record
                 pdc.trim_at = start + span
             keep(session)
@@ -217,17 +213,17 @@ class SessionEngine:
         self,
         state: nb.SourceState,
         session: ChargingSession,
-        record: Record,
-        bits: int,
+        value: int,
         batch: nb.Batch,
         fresh: list[ChargingSession | None],
     ) -> None:
         """A session seen before: take its old version out, put the new one in."""
-        sid = record[2]
+        sid = session.session_id
         old = state.records[sid]
-        if old[5] is not None and record[5] is not None and record[5] < old[5]:
+        updated = session.updated_at
+        if old[6] is not None and updated is not None and updated < old[6]:
             return  # an older version than the one judged (a replayed page): ignored
-        if state.flags[sid] >> nb.SHIFT == batch.seq and sid not in batch.touched:
+        if old[3] >> nb.SHIFT == batch.seq and sid not in batch.touched:
             # First seen in this batch: its earlier version is listed in `fresh`.
             for index in range(len(fresh) - 1, -1, -1):
                 earlier = fresh[index]
@@ -236,12 +232,12 @@ class SessionEngine:
                     break
             fresh.append(session)
         else:
-            batch.before(state, old)
-        nb.remove(state, state.pdcs[old[6]], old, batch)
-        pdc = state.pdcs.get(record[6])
+            batch.before(old, corrected=True)
+        nb.remove(state, state.pdcs[old[7]], old, batch)
+        pdc = state.pdcs.get(session.pdc)
         if pdc is None:
-            pdc = state.pdcs[record[6]] = nb.PdcState(state.lo, record[0] + self._span)
-        nb.insert(state, pdc, record, bits, batch)
+            pdc = state.pdcs[session.pdc] = nb.PdcState(state.lo, session.start + self._span)
+        nb.insert(state, pdc, session_record(session, value), batch)
 
     def _verdicts(
         self,
@@ -252,7 +248,7 @@ class SessionEngine:
     ) -> tuple[list[Point], Rows]:
         """Points and ledger rows of every verdict this batch created or changed."""
         config = self.config
-        records, flagmap = state.records, state.flags
+        records = state.records
         points: list[Point] = []
         rows: Rows = []
         add = points.append
@@ -260,28 +256,29 @@ class SessionEngine:
         for session in fresh:
             if session is None:
                 continue
-            sid = session.session_id
-            flags = flagmap[sid] & nb.BITS
+            record = records[session.session_id]
+            flags = record[3] & nb.BITS
             if flags:
-                previous = self._previous(source, state, records[sid], flags)
+                previous = self._previous(source, state, record, flags)
                 points.extend(session_points(session, flags, previous, config))
             else:
                 add(session_point(session, True))
-            row((records[sid], flags))
-        for sid, (old, old_flags) in batch.touched.items():
+            row((record, flags))
+        for sid, (old, corrected) in batch.touched.items():
             record = records[sid]
-            flags = flagmap[sid] & nb.BITS
-            if old is record and old_flags == flags:
-                continue
+            flags = record[3] & nb.BITS
+            old_flags = old[3] & nb.BITS
+            if not corrected and old_flags == flags:
+                continue  # re-judged back to the verdict already stored
             session = record_session(source, record)
-            if old is not record or old_flags & ~flags:
+            if corrected or old_flags & ~flags:
                 points.extend(
                     retraction_points(
                         record_session(source, old),
                         old_flags,
                         session,
                         flags,
-                        corrected=old is not record,
+                        corrected=corrected,
                     )
                 )
             previous = self._previous(source, state, record, flags)
@@ -295,7 +292,7 @@ class SessionEngine:
     ) -> ChargingSession | None:
         if not flags & (DUPS | OVLP):
             return None
-        previous = nb.predecessor(state.pdcs[record[6]], record)
+        previous = nb.predecessor(state.pdcs[record[7]], record)
         return None if previous is None else record_session(source, previous)
 
     def _writer(self, source: str, state: nb.SourceState, seq: int, rows: Rows) -> OnCommit:
@@ -330,7 +327,7 @@ class SessionEngine:
             if session.start < (state.lo if pdc is None else pdc.lo):
                 if session.start < need.get(session.pdc, nb.MAX_TIME):
                     need[session.pdc] = session.start
-                if session.session_id not in state.flags:
+                if session.session_id not in state.records:
                     unknown.append(session.session_id)
         if not need:
             return

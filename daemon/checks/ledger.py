@@ -170,16 +170,17 @@ class MonthLabeler:
         return self._label
 
 
-Record = tuple  # (start, end, session_id, energy, max_power, updated_at, pdc, station,
-#                  operational_unit, siren, entity): what the engine keeps per session
+Record = tuple  # (start, end, session_id, flags, energy, max_power, updated_at, pdc,
+#                  station, operational_unit, siren, entity): what the engine keeps per session
 
 
-def session_record(session: ChargingSession) -> Record:
+def session_record(session: ChargingSession, flags: int = 0) -> Record:
     """The compact, garbage-collector-friendly form the engine keeps of a session."""
     return (
         session.start,
         session.end,
         session.session_id,
+        flags,
         session.energy_kwh,
         session.max_power_kw,
         session.updated_at,
@@ -193,7 +194,7 @@ def session_record(session: ChargingSession) -> Record:
 
 def record_session(source: str, record: Record) -> ChargingSession:
     """The `ChargingSession` of a record."""
-    start, end, sid, energy, power, updated, pdc, station, unit, siren, entity = record
+    start, end, sid, _, energy, power, updated, pdc, station, unit, siren, entity = record
     return ChargingSession(
         source=source,
         session_id=sid,
@@ -213,8 +214,8 @@ def record_session(source: str, record: Record) -> ChargingSession:
 def ledger_row(
     source: str, record: Record, flags: int, now: float, month: MonthLabeler
 ) -> tuple[object, ...]:
-    """The `session_ledger` row (in `UPSERT` order) of a judged session."""
-    start, end, sid, energy, power, updated, pdc, station, unit, siren, entity = record
+    """The `session_ledger` row (in `UPSERT` order) of a judged session (rule bits `flags`)."""
+    start, end, sid, _, energy, power, updated, pdc, station, unit, siren, entity = record
     energy = float(energy)
     return (
         source,
@@ -237,13 +238,14 @@ def ledger_row(
     )
 
 
-def row_record(row: Sequence[Any]) -> tuple[Record, int]:
-    """The record and stored flags of a row selected with `SELECT_COLUMNS`."""
+def row_record(row: Sequence[Any]) -> Record:
+    """The record (flags as stored, batch 0) of a row selected with `SELECT_COLUMNS`."""
     sid, pdc, station, unit, siren, entity, start, end, energy, power, updated, flags = row
-    record = (
+    return (
         ns_to_dt(start),
         ns_to_dt(end),
         sid,
+        flags,
         energy,
         power,
         None if updated is None else ns_to_dt(updated),
@@ -253,7 +255,6 @@ def row_record(row: Sequence[Any]) -> tuple[Record, int]:
         siren,
         entity,
     )
-    return record, flags
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ class Runner:
         """Each session's current rule bits in the engine's memory."""
         assert self.engine is not None
         state = self.engine._sources[source]
-        return {sid: value & 127 for sid, value in state.flags.items()}
+        return {sid: record[3] & 127 for sid, record in state.records.items()}
 
 
 @pytest.fixture

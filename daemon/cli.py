@@ -22,7 +22,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from daemon import __version__
-from daemon.config import Config, installed_plugins, load_config, masked, secret_values
+from daemon.config import (
+    Config,
+    EmbeddedSinkConfig,
+    installed_plugins,
+    load_config,
+    masked,
+    secret_values,
+)
 from daemon.errors import ChargefluxError, ConfigError
 from daemon.logging import configure_logging
 from daemon.points import Point, to_ns
@@ -98,6 +105,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
     config = load(args)
     since = parse_since(args.since)
+    if isinstance(config.sink, EmbeddedSinkConfig):
+        store = config.sink.path or Path(config.state_dir) / "points.db"
+        if not store.is_file():  # do not create an empty store for a wrong --config
+            raise ChargefluxError(f"no embedded store at {store} (check --config / state_dir)")
 
     async def query() -> list[Point]:
         from daemon.metrics import Counters
@@ -105,6 +116,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         sink = build_sink(config.sink, Path(config.state_dir), Counters("cli"))
         try:
             return await sink.query(args.measurement, since, args.limit)
+        except NotImplementedError as exc:
+            raise ChargefluxError(f"the {sink.name} sink cannot be queried here: {exc}") from None
         finally:
             await sink.close()
 
@@ -130,7 +143,10 @@ def _cmd_dead_letters(args: argparse.Namespace) -> int:
     from daemon.state import StateDB
 
     config = load(args)
-    db = StateDB(Path(config.state_dir) / "state.db")
+    path = Path(config.state_dir) / "state.db"
+    if not path.is_file():  # do not create an empty state file for a wrong --config
+        raise ChargefluxError(f"no state database at {path} (check --config / state_dir)")
+    db = StateDB(path)
     try:
         rows = db.run_sync(
             lambda conn: (

@@ -39,7 +39,7 @@ from collectors.enedis.models import (
     V5Wrapped,
 )
 from collectors.enedis.parsing import parse_v2, parse_v5
-from collectors.enedis.quota import AccountQuota, Clock
+from collectors.enedis.quota import Clock, Quota
 from daemon.errors import AuthError, QuotaError, SourceError, UpstreamError
 from daemon.http import request_json
 from daemon.metrics import Counters
@@ -159,7 +159,7 @@ class EnedisClient:
         config: EnedisConfig,
         http: aiohttp.ClientSession,
         tokens: TokenSource,
-        quota: AccountQuota,
+        quota: Quota,
         clock: Clock,
         counters: Counters,
         log: FilteringBoundLogger,
@@ -203,10 +203,10 @@ class EnedisClient:
     async def _get(self, url: str, params: dict[str, str], model: Any) -> Any:
         upstream_failures = quota_failures = relogins = 0
         while True:
-            await self._quota.acquire()
-            headers = {"Authorization": await self._tokens.header(), "Accept": "application/json"}
-            self._counters.inc("requests")
+            ticket = await self._quota.acquire()
             try:
+                headers = {"Authorization": await self._tokens.header()}
+                self._counters.inc("requests")
                 return await request_json(
                     self._http,
                     "GET",
@@ -244,7 +244,10 @@ class EnedisClient:
                     self._config.max_retry_wait_s,
                 ) * (0.5 + self._random.random() / 2)
                 self._log.warning("enedis_upstream_retry", error=str(exc), wait_s=round(wait, 3))
+                self._quota.release(ticket)
                 await self._clock.sleep(wait)
+            finally:
+                self._quota.release(ticket)
 
     async def fetch(
         self, prm: str, kind: Kind, direction: Direction, start: date, end: date

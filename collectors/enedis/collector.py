@@ -28,7 +28,7 @@ from collectors.enedis.models import Direction, Kind, MeterSeries
 from collectors.enedis.parsing import PARIS
 from collectors.enedis.plan import StreamState, Window, done_until, next_window, start_bound
 from collectors.enedis.points import series_anomalies, series_points
-from collectors.enedis.quota import AccountQuota, Clock, WallClock
+from collectors.enedis.quota import AccountQuota, Clock, Quota, WallClock
 from daemon.anomaly import anomaly_point
 from daemon.checks.series import SeriesChecker
 from daemon.collector import CollectorContext, Job, PolledCollector
@@ -67,13 +67,17 @@ class EnedisCollector(PolledCollector):
     """Collects load curves, daily energy and max power of the configured PRMs."""
 
     def __init__(
-        self, config: EnedisConfig, ctx: CollectorContext, clock: Clock | None = None
+        self,
+        config: EnedisConfig,
+        ctx: CollectorContext,
+        clock: Clock | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self.config = config
         self.ctx = ctx
         self.clock = clock or WallClock()
         self.log = ctx.log.bind(source="enedis")
-        self.quota = AccountQuota(
+        self.quota = quota or AccountQuota(
             self.clock,
             config.requests_per_second,
             config.requests_per_hour,

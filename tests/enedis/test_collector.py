@@ -14,7 +14,7 @@ from collectors.enedis.collector import poll_minute
 from collectors.enedis.parsing import PARIS
 from collectors.enedis.plan import start_bound
 from collectors.enedis.quota import SimulatedClock
-from collectors.enedis.sim_data import Meter, day_slots, sandbox_meters
+from collectors.enedis.sim_data import Meter, day_slots, power
 from collectors.enedis.simulator import EnedisSimulator, Fault
 from daemon.errors import SourceError
 from daemon.points import Point, to_ns
@@ -46,7 +46,7 @@ def _by_time(points: list[Point]) -> dict[int, Point]:
 async def test_two_year_backfill_stores_every_interval_once(
     harness: Harness, sim: EnedisSimulator
 ) -> None:
-    """A 24-month curve backfill takes ceil(days/7) requests and stores each slot once."""
+    """A 24-month backfill takes ceil(days/7) requests, stores each slot once, right on DST."""
     await harness.collector(config(sim.url, [{"prm": FULL, **CURVE_ONLY}])).sync()
     first = start_bound("load_curve", TODAY, history_months=36)
     days = (TODAY - first).days
@@ -71,17 +71,10 @@ async def test_two_year_backfill_stores_every_interval_once(
         assert point.fields["energy_wh"] == slot.value * 0.5
         assert point.fields["interval_s"] == 1800
         assert point.tags == {"prm": FULL, "direction": "consumption", "period": "BASE"}
-
-
-async def test_dst_days_2025(harness: Harness, sim: EnedisSimulator) -> None:
-    """30 March 2025 has 46 half-hours and 26 October 2025 has 50, at the right UTC starts."""
-    await harness.collector(config(sim.url, [{"prm": FULL, **CURVE_ONLY}])).sync()
-    points = await harness.points("enedis_load_curve")
+    # DST days of 2025: 46 and 50 half-hours, at the right UTC starts
     per_day = Counter(p.time.astimezone(PARIS).date() for p in points)
     assert per_day[date(2025, 3, 30)] == 46 and per_day[date(2025, 10, 26)] == 50
     assert per_day[date(2025, 3, 29)] == 48 and per_day[date(2025, 10, 27)] == 48
-    stored = _by_time(points)
-    meter = sim.meters[FULL]
     for text in [
         "2025-03-29T23:00",
         "2025-03-30T00:30",
@@ -94,8 +87,6 @@ async def test_dst_days_2025(harness: Harness, sim: EnedisSimulator) -> None:
         "2025-10-26T22:30",
     ]:
         start = datetime.fromisoformat(text).replace(tzinfo=UTC)
-        from collectors.enedis.sim_data import power
-
         assert stored[to_ns(start)].fields["power_w"] == power(meter, "consumption", start)
     # the repeated local hour: four distinct slots whose local starts repeat 02:00 and 02:30
     repeated = [
@@ -343,4 +334,3 @@ def test_poll_time_is_after_eight_at_a_non_round_minute() -> None:
         assert hour == 8 and 5 < minute < 60 and minute % 5
     cfg = config("http://x", [{"prm": FULL}], poll_at="09:13")
     assert poll_minute(cfg) == (9, 13)
-    assert sandbox_meters()

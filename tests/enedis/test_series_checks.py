@@ -65,15 +65,29 @@ def test_live_feed_gaps_use_the_previous_batch() -> None:
 
 
 def test_sliding_window_never_admits_more_than_its_limit() -> None:
-    """Any period holds at most `limit` recorded events."""
+    """Any period holds at most `limit` requests, counted until a period after their answer."""
     window, now, starts = SlidingWindow(5, 1.0), 0.0, []
     for _ in range(40):
-        now += window.wait_time(now)
-        window.record(now)
+        wait = window.wait_time(now)
+        assert wait is not None
+        now += wait
+        window.start()
+        window.end(now)
         starts.append(now)
     for index in range(len(starts) - 5):
         assert starts[index + 5] - starts[index] >= 1.0
     assert starts[4] == 0.0  # the burst is allowed
+
+
+def test_requests_in_flight_hold_their_place() -> None:
+    """Unanswered requests count; the window frees a place a period after an answer."""
+    window = SlidingWindow(2, 1.0)
+    window.start()
+    window.start()
+    assert window.wait_time(0.0) is None  # only an answer can free a place
+    window.end(0.5)
+    assert window.wait_time(0.5) == 1.0  # the answered one expires at 1.5
+    assert window.wait_time(1.5) == 0.0
 
 
 async def test_account_quota_on_a_simulated_clock() -> None:
@@ -84,13 +98,14 @@ async def test_account_quota_on_a_simulated_clock() -> None:
 
     async def take(count: int) -> None:
         for _ in range(count):
-            await quota.acquire()
+            ticket = await quota.acquire()
             grants.append(clock.now())
+            quota.release(ticket)
 
     await asyncio.gather(*(take(300) for _ in range(4)))
     assert len(grants) == 1200 and grants == sorted(grants)
     assert grants[999] == pytest.approx(199.0)
     assert grants[1000] == pytest.approx(3600.0)
     quota.pause_until(clock.now() + 30)
-    await quota.acquire()
+    quota.release(await quota.acquire())
     assert clock.now() == pytest.approx(grants[-1] + 30)

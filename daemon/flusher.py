@@ -113,9 +113,21 @@ class Flusher:
                 return False
             try:
                 dead = await self._write(batch.body, batch.lines)
-            except SinkRetryable as exc:
+            except SinkAuthError as exc:
+                self.blocked_reason = str(exc)
+                self._resumed.clear()
+                self._log.error(
+                    "sink_stopped_auth",
+                    sink=self._sink.name,
+                    error=str(exc),
+                    outbox_depth=self._outbox.depth,
+                    hint="fix the credentials and reload (SIGHUP); buffered data is kept",
+                )
+                return False
+            except Exception as exc:  # SinkRetryable, or an unexpected sink failure: retry
                 self._counters.inc("retries")
-                delay = exc.retry_after if exc.retry_after is not None else self._backoff.next()
+                retry_after = exc.retry_after if isinstance(exc, SinkRetryable) else None
+                delay = retry_after if retry_after is not None else self._backoff.next()
                 if not self._failing:
                     self._failing = True
                     self._log.error(
@@ -128,17 +140,6 @@ class Flusher:
                 if await _wait(stop_on, delay):
                     return False
                 continue
-            except SinkAuthError as exc:
-                self.blocked_reason = str(exc)
-                self._resumed.clear()
-                self._log.error(
-                    "sink_stopped_auth",
-                    sink=self._sink.name,
-                    error=str(exc),
-                    outbox_depth=self._outbox.depth,
-                    hint="fix the credentials and reload (SIGHUP); buffered data is kept",
-                )
-                return False
             await self._outbox.ack(batch, dead)
             self._counters.inc("points_written", batch.lines - len(dead))
             self._backoff.reset()

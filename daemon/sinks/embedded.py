@@ -12,6 +12,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from daemon.errors import SinkRejected, SinkRetryable
 from daemon.points import Point, parse, split_lines
 
 __all__ = ["EmbeddedStore", "series_and_time"]
@@ -80,16 +81,24 @@ class EmbeddedStore:
     def _write(self, body: bytes) -> None:
         assert self._conn is not None
         rows = []
-        for line in split_lines(body.decode()):
-            series, measurement, time_ns = series_and_time(line)
-            rows.append((series, time_ns, measurement, line))
-        self._conn.execute("BEGIN")
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO points (series, time_ns, measurement, line) "
-            "VALUES (?, ?, ?, ?)",
-            rows,
-        )
-        self._conn.execute("COMMIT")
+        try:
+            for line in split_lines(body.decode()):
+                series, measurement, time_ns = series_and_time(line)
+                rows.append((series, time_ns, measurement, line))
+        except (ValueError, IndexError) as exc:  # the flusher bisects to the bad line
+            raise SinkRejected(f"unreadable line protocol: {exc}") from None
+        try:
+            self._conn.execute("BEGIN")
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO points (series, time_ns, measurement, line) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # locked, disk full: keep the data, try again later
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise SinkRetryable(f"embedded store: {exc}") from exc
 
     async def write(self, body: bytes, lines: int) -> None:
         await self._run(self._write, body)

@@ -4,6 +4,7 @@ store, and a small local /write imitation for the answers a real InfluxDB cannot
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -289,3 +290,27 @@ async def test_embedded_store_overwrites_the_same_series_and_time(tmp_path: Path
         assert await store.counts() == {"m": 3}
     finally:
         await store.close()
+
+
+async def test_a_locked_embedded_store_is_retried_not_fatal(
+    state_dir: Path, pipeline_for: Any, logs: LogWatch
+) -> None:
+    """While another process holds the store's write lock, writes are retried; once it is
+    released every point is stored and the flusher is still running."""
+    pipeline = await pipeline_for({"type": "embedded"})
+    locker = sqlite3.connect(state_dir / "points.db", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        empty = drained(pipeline.outbox)
+        await pipeline.emitter_for("counter").points(numbered(0, 10))
+        failing = await logs.wait("sink_write_failing")
+        assert "locked" in failing["error"]
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    await asyncio.wait_for(empty.wait(), 10)
+    empty.clear()
+    await pipeline.emitter_for("counter").points(numbered(10, 5))
+    await asyncio.wait_for(empty.wait(), 10)
+    stored = await pipeline.sink.query("counter")
+    assert [p.fields["n"] for p in stored] == list(range(15))

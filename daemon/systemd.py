@@ -26,6 +26,9 @@ class Notifier:
         self._address = "\0" + address[1:] if address.startswith("@") else address
         usec = env.get("WATCHDOG_USEC", "")
         self.watchdog_s = int(usec) / 1_000_000 if usec.isdigit() and int(usec) > 0 else None
+        pid = env.get("WATCHDOG_PID", "")
+        if pid and pid != str(os.getpid()):  # the watchdog is another process's (sd_notify(3))
+            self.watchdog_s = None
 
     @property
     def enabled(self) -> bool:

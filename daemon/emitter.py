@@ -19,7 +19,7 @@ import structlog
 
 from daemon.metrics import Counters
 from daemon.outbox import OnCommit, Outbox
-from daemon.points import Point, PointError, encode
+from daemon.points import Encoder, Point, PointError
 from daemon.records import ChargingSession
 from daemon.sessions import SessionJudge
 from daemon.state import Checkpoints
@@ -44,10 +44,12 @@ class Emitter:
         self._counters = counters
         self._judge = judge
         self._log = structlog.get_logger("chargeflux.emitter").bind(source=source)
+        self._encoder = Encoder()
 
     def _encode(self, points: Iterable[Point]) -> tuple[list[str], list[tuple[str, str]]]:
         lines: list[str] = []
         bad: list[tuple[str, str]] = []
+        encode = self._encoder
         for point in points:
             try:
                 lines.append(encode(point))

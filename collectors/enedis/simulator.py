@@ -26,57 +26,33 @@ from __future__ import annotations
 import base64
 import json
 import math
-import re
 import secrets
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
 
 from collectors.enedis.quota import Clock, WallClock
-from collectors.enedis.sim_data import PARIS, Meter, daily_energy, day_slots, peak, sandbox_meters
+from collectors.enedis.sim_data import PARIS, Meter, sandbox_meters
+from collectors.enedis.sim_rules import (
+    CONSO_V5,
+    V2,
+    V5,
+    Refused,
+    SimRequest,
+    check_dates,
+    check_meter,
+    named,
+    points,
+    v2_body,
+    v5_body,
+)
 
 __all__ = ["EnedisSimulator", "Fault"]
-
-V2 = {
-    "courbe_de_charge_consommation": ("load_curve", "consumption"),
-    "courbe_de_charge_production": ("load_curve", "production"),
-    "consommation_quotidienne": ("daily", "consumption"),
-    "production_quotidienne": ("daily", "production"),
-    "puissance_conso_max_quotidienne": ("max_power", "consumption"),
-}
-V5 = {
-    ("metering_data_clc", "consumption_load_curve"): ("load_curve", "consumption"),
-    ("metering_data_plc", "production_load_curve"): ("load_curve", "production"),
-    ("metering_data_dc", "daily_consumption"): ("daily", "consumption"),
-    ("metering_data_dp", "daily_production"): ("daily", "production"),
-    ("metering_data_dcmp", "daily_consumption_max_power"): ("max_power", "consumption"),
-}
-CONSO_V5 = {
-    "consumption_load_curve": ("load_curve", "consumption"),
-    "production_load_curve": ("load_curve", "production"),
-    "daily_consumption": ("daily", "consumption"),
-    "daily_production": ("daily", "production"),
-    "consumption_max_power": ("max_power", "consumption"),
-}
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_PRM = re.compile(r"^\d{14}$")
-ERRORS = {
-    "ADAM-DC-0008": (403, "No consent can be found for this customer and this usage point"),
-    "ADAM-DC-0007": (400, "The requester is not the holder of this usage point"),
-    "ADAM-ERR0069": (400, "The usage point has no measure of this direction"),
-    "ADAM-ERR0075": (400, "The load curve collection is not enabled for this usage point"),
-    "ADAM-ERR0123": (
-        400,
-        "The requested period cannot be anterior to the meter's last activation date",
-    ),
-    "no_data_found": (404, "No measure data found for the requested period"),
-    "technical_error": (500, "A technical error occurred"),
-}
 
 
 @dataclass
@@ -87,22 +63,6 @@ class Fault:
     body: str
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, code: str, description: str) -> None:
-        super().__init__(description)
-        self.status, self.code, self.description = status, code, description
-
-
-@dataclass
-class _Request:
-    api: str
-    kind: str
-    direction: str
-    prm: str
-    first: str
-    end: str
 
 
 class EnedisSimulator:
@@ -307,148 +267,16 @@ class EnedisSimulator:
         return account
 
     # -- validation and data ------------------------------------------------------------
-    def _dates(self, kind: str, first_text: str | None, end_text: str | None) -> tuple[date, date]:
-        for name, text in (("start", first_text), ("end", end_text)):
-            if not text or not _DATE.match(text):
-                raise _Refused(400, "invalid_request", f"{name} date must be YYYY-MM-DD")
-        try:
-            first, end = date.fromisoformat(first_text or ""), date.fromisoformat(end_text or "")
-        except ValueError:
-            raise _Refused(400, "invalid_request", "invalid date") from None
-        today = self.today()
-        if first >= end:
-            raise _Refused(400, "invalid_request", "start date must be before end date")
-        if end > today:
-            raise _Refused(400, "invalid_request", "end date cannot be after today")
-        most = 7 if kind == "load_curve" else 365
-        if (end - first).days > most:
-            raise _Refused(400, "invalid_request", f"period longer than {most} days")
-        months = 24 if kind == "load_curve" else 36
-        index = today.year * 12 + today.month - 1 - months
-        year, month = divmod(index, 12)
-        floor = date(year, month + 1, 1)
-        floor = floor.replace(
-            day=min(
-                today.day, ((floor + timedelta(days=31)).replace(day=1) - timedelta(days=1)).day
-            )
-        )
-        if first < floor - timedelta(days=15):
-            raise _Refused(400, "invalid_request", "start date is beyond the history available")
-        return first, end
-
-    def _meter(self, prm: str | None, kind: str, direction: str, first: date) -> Meter:
-        if not prm or not _PRM.match(prm):
-            raise _Refused(400, "invalid_request", "usage point id must be 14 digits")
-        meter = self.meters.get(prm)
-        if meter is None or meter.revoked:
-            raise _Refused(*self._named("ADAM-DC-0008"))
-        if meter.moved:
-            raise _Refused(*self._named("ADAM-DC-0007"))
-        if not (meter.consumption if direction == "consumption" else meter.production):
-            raise _Refused(*self._named("ADAM-ERR0069"))
-        if kind == "load_curve" and not meter.load_curve:
-            raise _Refused(*self._named("ADAM-ERR0075"))
-        if first < meter.activation:
-            raise _Refused(*self._named("ADAM-ERR0123"))
-        return meter
-
-    @staticmethod
-    def _named(code: str) -> tuple[int, str, str]:
-        status, description = ERRORS[code]
-        return status, code, description
-
-    def _points(
-        self, meter: Meter, kind: str, direction: str, first: date, end: date
-    ) -> list[tuple[str | None, str, str]]:
-        out: list[tuple[str | None, str, str]] = []
-        day = first
-        while day < end:
-            slots = day_slots(meter, direction, day)
-            day += timedelta(days=1)
-            if slots is None:
-                continue
-            if kind == "load_curve":
-                out += [
-                    (
-                        None if s.value is None else str(int(s.value)),
-                        s.end_text,
-                        f"PT{s.seconds // 60}M",
-                    )
-                    for s in slots
-                ]
-            elif kind == "daily":
-                energy = daily_energy(slots)
-                out.append(
-                    (
-                        None if energy is None else str(int(energy)),
-                        (day - timedelta(days=1)).isoformat(),
-                        "P1D",
-                    )
-                )
-            else:
-                top = peak(meter, slots)
-                stamp = f"{day - timedelta(days=1)} 00:00:00"
-                out.append((str(int(top[0])), top[1], "P1D") if top else (None, stamp, "P1D"))
-        if not out:
-            raise _Refused(*self._named("no_data_found"))
-        return out
-
-    def _v2_body(self, req: _Request, points: list[tuple[str | None, str, str]]) -> dict[str, Any]:
-        physical, unit = {
-            "load_curve": ("PA", "W"),
-            "daily": ("EA", "Wh"),
-            "max_power": ("PMA", "VA"),
-        }[req.kind]
-        return {
-            "idPrm": req.prm,
-            "etapeMetier": "BRUT",
-            "periode": {"dateDebut": req.first, "dateFin": req.end},
-            "modeCalcul": "MOYENNE" if req.kind == "load_curve" else "BRUT",
-            "grandeur": [
-                {
-                    "grandeurMetier": "CONS" if req.direction == "consumption" else "PROD",
-                    "grandeurPhysique": physical,
-                    "unite": unit,
-                    "points": [{"v": v, "d": d, "p": p, "n": "B"} for v, d, p in points],
-                }
-            ],
-        }
-
-    def _v5_body(self, req: _Request, points: list[tuple[str | None, str, str]]) -> dict[str, Any]:
-        kinds = {
-            "load_curve": ("W", "power", "average", None),
-            "daily": ("Wh", "energy", "sum", "P1D"),
-            "max_power": ("VA", "power", "maximum", "P1D"),
-        }
-        unit, measure, aggregate, period = kinds[req.kind]
-        reading_type = {"unit": unit, "measurement_kind": measure, "aggregate": aggregate}
-        if period:
-            reading_type["measuring_period"] = period
-        readings = []
-        for v, d, p in points:
-            item: dict[str, Any] = {"value": v, "date": d}
-            if req.kind == "load_curve":
-                item |= {"interval_length": p, "measure_type": "B"}
-            readings.append(item)
-        return {
-            "usage_point_id": req.prm,
-            "start": req.first,
-            "end": req.end,
-            "quality": "BRUT",
-            "reading_type": reading_type,
-            "interval_reading": readings,
-        }
-
-    def _serve(self, req: _Request) -> dict[str, Any]:
+    def _serve(self, req: SimRequest) -> dict[str, Any]:
         self.window_requests[
             (req.api, req.kind + "/" + req.direction, req.prm, req.first, req.end)
         ] += 1
-        first, end = self._dates(req.kind, req.first, req.end)
-        meter = self._meter(req.prm, req.kind, req.direction, first)
-        points = self._points(meter, req.kind, req.direction, first, end)
-        return self._v2_body(req, points) if req.api == "v2" else self._v5_body(req, points)
+        first, end = check_dates(req.kind, req.first, req.end, self.today())
+        meter = check_meter(self.meters, req.prm, req.kind, req.direction, first)
+        values = points(meter, req.kind, req.direction, first, end)
+        return v2_body(req, values) if req.api == "v2" else v5_body(req, values)
 
-    def _answer(self, request: web.Request, req: _Request, conso: bool) -> web.Response:
+    def _answer(self, request: web.Request, req: SimRequest, conso: bool) -> web.Response:
         gate = self._gateway(request, conso)
         if isinstance(gate, web.Response):
             return gate
@@ -458,7 +286,7 @@ class EnedisSimulator:
             return fault
         try:
             body = self._serve(req)
-        except _Refused as exc:
+        except Refused as exc:
             self.status_counts[exc.status] += 1
             if conso:
                 return self._json(
@@ -497,7 +325,7 @@ class EnedisSimulator:
                     "error": "invalid_request",
                 }
             return self._json(400, body)
-        req = _Request(
+        req = SimRequest(
             "v2",
             kind,
             direction,
@@ -512,7 +340,7 @@ class EnedisSimulator:
         if name in CONSO_V5:
             kind, direction = CONSO_V5[name]
             q = request.query
-            req = _Request(
+            req = SimRequest(
                 "v5", kind, direction, q.get("prm", ""), q.get("start", ""), q.get("end", "")
             )
             return self._answer(request, req, conso=True)
@@ -524,7 +352,7 @@ class EnedisSimulator:
             return self._json(404, {"error": "not_found", "error_description": "unknown resource"})
         kind, direction = V5[key]
         q = request.query
-        req = _Request(
+        req = SimRequest(
             "v5", kind, direction, q.get("usage_point_id", ""), q.get("start", ""), q.get("end", "")
         )
         return self._answer(request, req, conso=False)
@@ -536,7 +364,7 @@ class EnedisSimulator:
         prm = request.query.get("usage_point_id", "")
         meter = self.meters.get(prm)
         if meter is None or meter.revoked:
-            status, code, text = self._named("ADAM-DC-0008")
+            status, code, text = named("ADAM-DC-0008")
             return self._json(status, {"error": code, "error_description": text})
         contract = {
             "segment": "C5",

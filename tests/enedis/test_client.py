@@ -289,6 +289,36 @@ async def test_simulator_is_strict(
             400,
         ),
         ("consommation_quotidienne", good | {"dateFin": "2026-10-21"}, auth, 400),
+        (
+            "courbe_de_charge_consommation",  # 24 months + 15 days back: the oldest day kept
+            good | {"dateDebut": "2024-10-05", "dateFin": "2024-10-12"},
+            auth,
+            200,
+        ),
+        (
+            "courbe_de_charge_consommation",
+            good | {"dateDebut": "2024-10-04", "dateFin": "2024-10-11"},
+            auth,
+            400,
+        ),
+        (
+            "consommation_quotidienne",
+            good | {"dateDebut": "2023-10-05", "dateFin": "2024-10-04"},
+            auth,
+            200,
+        ),
+        (
+            "consommation_quotidienne",
+            good | {"dateDebut": "2023-10-04", "dateFin": "2024-10-03"},
+            auth,
+            400,
+        ),
+        (
+            "consommation_quotidienne",
+            good | {"dateDebut": "2025-01-01", "dateFin": "2026-01-02"},
+            auth,
+            400,
+        ),
         ("puissance_conso_max_quotidienne", good, auth, 400),
         (
             "puissance_conso_max_quotidienne",

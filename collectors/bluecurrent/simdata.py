@@ -45,6 +45,8 @@ class SimData:
     transactions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._evse_ids = [evse_name(index) for index in range(self.charge_points)]
+        self._index = {evse: index for index, evse in enumerate(self._evse_ids)}
         for index in range(self.charge_points):
             evse = evse_name(index)
             self.counters[evse] = 0
@@ -55,10 +57,10 @@ class SimData:
 
     @property
     def evse_ids(self) -> list[str]:
-        return [evse_name(index) for index in range(self.charge_points)]
+        return list(self._evse_ids)
 
     def charge_point(self, evse_id: str) -> dict[str, Any]:
-        index = self.evse_ids.index(evse_id)
+        index = self._index[evse_id]
         return {
             "evse_id": evse_id,
             "name": f"Charge point {index}" if index % 2 else "",
@@ -98,7 +100,7 @@ class SimData:
     def status_data(self, evse_id: str, counter: int | None = None) -> dict[str, Any]:
         """`CH_STATUS.data` of a charge point at message counter `counter`."""
         k = self.counters[evse_id] if counter is None else counter
-        index = self.evse_ids.index(evse_id)
+        index = self._index[evse_id]
         amps = k % 17
         charging = amps > 0
         kwh = round(k * 0.01, 2)
@@ -138,6 +140,30 @@ class SimData:
     def grid_current(self, evse_id: str) -> dict[str, Any]:
         return {"object": "GRID_CURRENT", "evse_id": evse_id, **self.grid(evse_id)}
 
+    def answer(self, command: str, evse_id: str = "") -> dict[str, Any]:
+        """The answer to a websocket GET_* command (the evse_id already checked)."""
+        if command == "GET_CHARGE_POINTS":
+            points = [self.charge_point(evse) for evse in self._evse_ids]
+            return {"object": "CHARGE_POINTS", "data": points}
+        if command == "GET_ACCOUNT":
+            return {
+                "object": "ACCOUNT", "full_name": "Simulated Operator", "tel": "",
+                "email": "ops@example.org", "login": "ops@example.org",
+                "first_login_app": "01-JAN-24",
+            }  # fmt: skip
+        if command == "GET_CHARGE_CARDS":
+            card = {**self.card(), "date_created": "2024-01-02", "date_modified": "2024-02-03"}
+            return {"object": "CHARGE_CARDS", "cards": [card]}
+        if command == "GET_SUSTAINABILITY_STATUS":
+            return {"object": "SUSTAINABILITY_STATUS", "trees": 3, "co2": 123.45}
+        if command == "GET_CH_STATUS":
+            return {"object": "CH_STATUS", "evse_id": evse_id, "data": self.status_data(evse_id)}
+        if command == "GET_GRID_STATUS":
+            return self.grid_status(evse_id)
+        if command == "GET_CH_SETTINGS":
+            return {"object": "CH_SETTINGS", "data": self.settings(evse_id)}
+        raise KeyError(command)
+
     def _transaction(self, index: int, number: int, start: datetime | None = None) -> dict:
         evse = evse_name(index)
         begin = start or _TX_BASE + timedelta(hours=6 * number, minutes=7 * index)
@@ -164,7 +190,7 @@ class SimData:
     def add_transaction(self, evse_id: str, start: datetime | None = None) -> dict[str, Any]:
         """A new completed transaction starting at `start` (Amsterdam local time), by default
         an hour after the newest one of the charge point ends."""
-        index = self.evse_ids.index(evse_id)
+        index = self._index[evse_id]
         if start is None:
             done = [tx for tx in self.transactions[evse_id] if tx["end_time"]]
             last = max(datetime.strptime(tx["end_time"], _TX_FORMAT) for tx in done)
@@ -178,7 +204,7 @@ class SimData:
         chosen = [tx for evse in evse_ids for tx in self.transactions.get(evse, [])]
         running = []
         if self.ongoing and evse_ids:
-            index = self.evse_ids.index(evse_ids[0]) if evse_ids[0] in self.evse_ids else 0
+            index = self._index.get(evse_ids[0], 0)
             running = [
                 {
                     **self._transaction(index, 99_999, datetime(2026, 4, 1, 9, 0)),

@@ -5,13 +5,16 @@ with ERROR 2, a wrong or expired session token with ERROR 1, an unknown command 
 a frame that is not a JSON object with ERROR 9; the REST API answers 401 without a valid
 `Authorization: Token` header and 400 on missing or invalid parameters.
 
-Options (`SimulatorOptions`) drop each connection after N data frames (the TCP connection
-just closes, as a network failure does), insert a malformed frame every N data frames,
+Options (`SimulatorOptions`) drop each connection after N data frames (`drop_mode`: a TCP
+FIN without a close frame, a close frame 1011, or a reset), insert a malformed frame every
+N data frames,
 enforce a request limit (ERROR 42, close code 4001, then handshakes rejected with
 `x-websocket-reject-reason: Request limit reached` until `reset_request_limit()`), refuse
 extra connections ("Already connected"), and push `CH_STATUS` (and every `grid_every`-th a
 `GRID_CURRENT`) round-robin over many charge points at a rate or as fast as possible.
-Every data frame sent is recorded in `sent`, so tests can check nothing was lost.
+Every data frame sent is recorded in `sent` (counted only, with `record=False`), so tests
+can check nothing was lost. One task writes each connection; frames queued together leave
+in one write of whole frames, so the simulator outpaces the client it measures.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Literal
@@ -29,15 +32,13 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from collectors.bluecurrent.simdata import GARBAGE, SimData
+from collectors.bluecurrent.simdata import SimData
+from collectors.bluecurrent.simlink import CLOSE_4001, HIGH_WATER, Link, run_sender
 from collectors.bluecurrent.simulator_rest import rest_app
 
 __all__ = ["BlueCurrentSimulator", "SimulatorOptions"]
 
 WS_PATH = "/haserver"
-_HIGH_WATER = 256
-_LOW_WATER = 64
-_CLOSE_4001 = "close 4001"
 REST_PATH = "/app/bc_api/api/v2.0"
 
 
@@ -54,26 +55,13 @@ class SimulatorOptions:
     drop_every: int | None = None
     drop_mode: Literal["eof", "close_frame", "abort"] = "eof"
     drop_limit: int | None = None
+    record: bool = True
     garbage_every: int | None = None
     request_limit: int | None = None
     max_connections: int | None = None
     host: str = "127.0.0.1"
     ws_port: int = 0
     rest_port: int = 0
-
-
-@dataclass(eq=False)
-class _Link:
-    """One client connection: its outgoing queue and counters."""
-
-    ws: ServerConnection
-    queue: asyncio.Queue[tuple[str, dict | None, bool]] = field(default_factory=asyncio.Queue)
-    queued_pushes: int = 0
-    room: asyncio.Event = field(default_factory=asyncio.Event)
-    data_frames: int = 0
-    busy: bool = False
-    grid_requests: int = 0
-    pushing: asyncio.Task[None] | None = None
 
 
 class BlueCurrentSimulator:
@@ -90,6 +78,7 @@ class BlueCurrentSimulator:
         self.limited = False
         self.commands: list[str] = []
         self.sent: list[dict[str, Any]] = []
+        self.sent_count = 0
         self.garbage_sent = 0
         self.drops = 0
         self.pushed = 0
@@ -97,7 +86,7 @@ class BlueCurrentSimulator:
         self.push_done = asyncio.Event()
         self.throttle_rest = 0
         self.throttle_retry_after = 1
-        self._links: set[_Link] = set()
+        self._links: set[Link] = set()
         self._server: Server | None = None
         self._runner: web.AppRunner | None = None
         self.ws_url = ""
@@ -184,10 +173,10 @@ class BlueCurrentSimulator:
         return response
 
     async def _handle(self, ws: ServerConnection) -> None:
-        link = _Link(ws)
+        link = Link(ws)
         self._links.add(link)
         self.connections += 1
-        sender = asyncio.create_task(self._sender(link))
+        sender = asyncio.create_task(run_sender(self, link))
         try:
             async for raw in ws:
                 self._on_command(link, raw)
@@ -201,82 +190,15 @@ class BlueCurrentSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    async def _sender(self, link: _Link) -> None:
-        """The only writer of a connection (so a drop never races a send)."""
-        while True:
-            frame, data, push = await link.queue.get()
-            if link.queue.qsize() <= _LOW_WATER:
-                link.room.set()
-            link.busy = True
-            try:
-                if push:
-                    link.queued_pushes -= 1
-                if not await self._send_one(link, frame, data, push):
-                    return
-            finally:
-                link.busy = False
-
-    async def _send_one(self, link: _Link, frame: str, data: dict | None, push: bool) -> bool:
-        """Send one frame; data frames are recorded, followed by garbage every
-        `garbage_every`, and the connection drops after `drop_every`. False: it is over."""
-        opts, ws = self.options, link.ws
-        if data is None and frame == _CLOSE_4001:
-            await ws.close(4001, "Request limit reached")
-            return False
-        try:
-            await ws.send(frame)
-        except ConnectionClosed:
-            return False
-        if data is None:
-            return True
-        self.sent.append(data)
-        link.data_frames += 1
-        if push:
-            self.pushed += 1
-            if self.pushed >= opts.push_total:
-                self.push_done.set()
-        if opts.garbage_every and link.data_frames % opts.garbage_every == 0:
-            garbage = GARBAGE[self.garbage_sent % len(GARBAGE)]
-            self.garbage_sent += 1
-            try:
-                await ws.send(garbage)
-            except ConnectionClosed:
-                return False
-        if (
-            opts.drop_every
-            and link.data_frames >= opts.drop_every
-            and (opts.drop_limit is None or self.drops < opts.drop_limit)
-        ):
-            self.drops += 1
-            await self._drop(link)
-            return False
-        return True
-
-    async def _drop(self, link: _Link) -> None:
-        """End the connection without a websocket close frame: "eof" sends a TCP FIN and
-        reads on (so in-flight client requests do not draw a reset), "close_frame" closes
-        with code 1011, "abort" resets at once (what a crash looks like)."""
-        mode, ws = self.options.drop_mode, link.ws
-        if mode == "close_frame":
-            if link.pushing is not None:
-                link.pushing.cancel()
-            await ws.close(1011, "dropped by the simulator")
-        elif mode == "abort":
-            ws.transport.abort()
-        elif ws.transport.can_write_eof():
-            ws.transport.write_eof()
-        else:
-            ws.transport.close()
-
     def _reply(
-        self, link: _Link, message: dict[str, Any], data: bool = False, push: bool = False
+        self, link: Link, message: dict[str, Any], data: bool = False, push: bool = False
     ) -> None:
         link.queue.put_nowait((json.dumps(message), message if data else None, push))
 
-    def _error(self, link: _Link, code: int, message: str) -> None:
+    def _error(self, link: Link, code: int, message: str) -> None:
         self._reply(link, {"object": "ERROR", "error": code, "message": message})
 
-    def _on_command(self, link: _Link, raw: str | bytes) -> None:
+    def _on_command(self, link: Link, raw: str | bytes) -> None:
         try:
             message = json.loads(raw)
         except ValueError:
@@ -288,7 +210,7 @@ class BlueCurrentSimulator:
         self.commands.append(str(name))
         if not self.count_request():
             self._error(link, 42, "Request limit reached")
-            link.queue.put_nowait((_CLOSE_4001, None, False))
+            link.queue.put_nowait((CLOSE_4001, None, False))
             return
         if name == "VALIDATE_API_TOKEN":
             self._validate(link, message)
@@ -305,7 +227,7 @@ class BlueCurrentSimulator:
             return
         getattr(self, _COMMANDS[name])(link, message)
 
-    def _validate(self, link: _Link, message: dict[str, Any]) -> None:
+    def _validate(self, link: Link, message: dict[str, Any]) -> None:
         self.logins += 1
         if message.get("token") != self.options.api_token:
             self._reply(link, {"object": "STATUS_API_TOKEN", "success": False, "error": ""})
@@ -315,7 +237,7 @@ class BlueCurrentSimulator:
         reply = {"object": "STATUS_API_TOKEN", "success": True, "token": token}
         self._reply(link, {**reply, "customer_id": "1234567", "error": ""})
 
-    def _evse(self, link: _Link, message: dict[str, Any]) -> str | None:
+    def _evse(self, link: Link, message: dict[str, Any]) -> str | None:
         evse_id = message.get("evse_id")
         if not isinstance(evse_id, str) or not evse_id:
             self._error(link, 9, "evse_id is required")
@@ -325,42 +247,25 @@ class BlueCurrentSimulator:
             return None
         return evse_id
 
-    def _hello(self, link: _Link, message: dict[str, Any]) -> None:
+    def _hello(self, link: Link, message: dict[str, Any]) -> None:
         self._reply(link, {"object": "HELLO"})
         if self.options.push_total and link.pushing is None:
             link.pushing = asyncio.create_task(self._push(link))
 
-    def _charge_points(self, link: _Link, message: dict[str, Any]) -> None:
-        data = [self.data.charge_point(evse) for evse in self.data.evse_ids]
-        self._reply(link, {"object": "CHARGE_POINTS", "data": data})
+    def _account_wide(self, link: Link, message: dict[str, Any]) -> None:
+        """Commands about the whole account (no evse_id)."""
+        self._reply(link, self.data.answer(message["command"]))
 
-    def _status(self, link: _Link, message: dict[str, Any]) -> None:
+    def _per_charge_point(self, link: Link, message: dict[str, Any]) -> None:
+        """Commands about one charge point; status and grid answers are data frames."""
+        name = message["command"]
+        if name == "GET_GRID_STATUS":
+            link.grid_requests += 1
         if evse_id := self._evse(link, message):
-            data = self.data.status_data(evse_id)
-            self._reply(link, {"object": "CH_STATUS", "evse_id": evse_id, "data": data}, True)
+            data = name in ("GET_CH_STATUS", "GET_GRID_STATUS")
+            self._reply(link, self.data.answer(name, evse_id), data)
 
-    def _grid_status(self, link: _Link, message: dict[str, Any]) -> None:
-        link.grid_requests += 1
-        if evse_id := self._evse(link, message):
-            self._reply(link, self.data.grid_status(evse_id), True)
-
-    def _settings(self, link: _Link, message: dict[str, Any]) -> None:
-        if evse_id := self._evse(link, message):
-            self._reply(link, {"object": "CH_SETTINGS", "data": self.data.settings(evse_id)})
-
-    def _account(self, link: _Link, message: dict[str, Any]) -> None:
-        account = {"full_name": "Simulated Operator", "email": "ops@example.org"}
-        account.update(login="ops@example.org", first_login_app="01-JAN-24", tel="")
-        self._reply(link, {"object": "ACCOUNT", **account})
-
-    def _cards(self, link: _Link, message: dict[str, Any]) -> None:
-        card = {**self.data.card(), "date_created": "2024-01-02", "date_modified": "2024-02-03"}
-        self._reply(link, {"object": "CHARGE_CARDS", "cards": [card]})
-
-    def _sustainability(self, link: _Link, message: dict[str, Any]) -> None:
-        self._reply(link, {"object": "SUSTAINABILITY_STATUS", "trees": 3, "co2": 123.45})
-
-    async def _push(self, link: _Link) -> None:
+    async def _push(self, link: Link) -> None:
         """Push statuses round-robin until `push_total` pushes were sent overall (pushes
         still queued when a connection drops are made again on the next one)."""
         opts = self.options
@@ -380,7 +285,7 @@ class BlueCurrentSimulator:
                 self._reply(link, self.data.grid_current(evse_id), data=True, push=True)
             else:
                 self._reply(link, self.data.next_status(evse_id), data=True, push=True)
-            if link.queue.qsize() > _HIGH_WATER:
+            if link.queue.qsize() > HIGH_WATER:
                 link.room.clear()
                 await link.room.wait()
 
@@ -400,11 +305,11 @@ class BlueCurrentSimulator:
 
 _COMMANDS = {
     "HELLO": "_hello",
-    "GET_CHARGE_POINTS": "_charge_points",
-    "GET_CH_STATUS": "_status",
-    "GET_GRID_STATUS": "_grid_status",
-    "GET_CH_SETTINGS": "_settings",
-    "GET_ACCOUNT": "_account",
-    "GET_CHARGE_CARDS": "_cards",
-    "GET_SUSTAINABILITY_STATUS": "_sustainability",
+    "GET_CHARGE_POINTS": "_account_wide",
+    "GET_ACCOUNT": "_account_wide",
+    "GET_CHARGE_CARDS": "_account_wide",
+    "GET_SUSTAINABILITY_STATUS": "_account_wide",
+    "GET_CH_STATUS": "_per_charge_point",
+    "GET_GRID_STATUS": "_per_charge_point",
+    "GET_CH_SETTINGS": "_per_charge_point",
 }

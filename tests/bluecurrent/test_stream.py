@@ -130,6 +130,37 @@ async def test_drops_lose_nothing_and_follow_the_backoff_schedule(
     assert max(sleeps) > 30.0, "the schedule reaches the 60 s cap"
 
 
+async def test_close_frame_drops_lose_nothing(
+    engine: Engine, clock: FakeClock, simulator: Any
+) -> None:
+    """Drops by a close frame (code 1011) lose nothing either."""
+    options = {"drop_every": 29, "drop_limit": 5, "drop_mode": "close_frame"}
+    async with simulator(charge_points=3, push_total=300, **options) as sim:
+        collector = engine.collector(config_for(sim), clock)
+        engine.run(collector.stream())
+        await settle(engine, sim)
+        points = await engine.points()
+    assert sim.drops == 5
+    assert stored(points) == Counter(expected(message) for message in sim.sent)
+
+
+async def test_connection_resets_never_duplicate(
+    engine: Engine, clock: FakeClock, simulator: Any
+) -> None:
+    """After TCP resets (a crashed server), what is stored was sent, and only once; frames in
+    flight at a reset may be lost to TCP, which no client can prevent."""
+    options = {"drop_every": 31, "drop_limit": 5, "drop_mode": "abort"}
+    async with simulator(charge_points=3, push_total=300, **options) as sim:
+        collector = engine.collector(config_for(sim), clock)
+        engine.run(collector.stream())
+        await engine.until(lambda: sim.settled() and collector.backoff.attempt == 5)
+        await engine.until(lambda: engine.outbox.depth >= len(sim.sent) - 5 * 31)
+        points = await engine.points()
+        reconnects = engine.counters["reconnects"]
+    assert not stored(points) - Counter(expected(message) for message in sim.sent)
+    assert reconnects == 5
+
+
 async def test_a_stable_minute_resets_the_backoff(
     engine: Engine, clock: FakeClock, simulator: Any
 ) -> None:

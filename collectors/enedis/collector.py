@@ -20,7 +20,6 @@ from collectors.enedis.client import (
     BeforeActivation,
     EnedisClient,
     NoData,
-    NotSubscribed,
     StreamRefused,
 )
 from collectors.enedis.config import EnedisConfig, PrmConfig
@@ -46,6 +45,12 @@ def poll_minute(config: EnedisConfig) -> tuple[int, int]:
     seed = (config.client_id or "") + ",".join(sorted(p.prm for p in config.prms))
     minute = 7 + hashlib.blake2b(seed.encode(), digest_size=2).digest()[0] % 48
     return 8, minute + 1 if minute % 5 == 0 else minute
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf of a (nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _streams(prm: PrmConfig) -> list[tuple[Kind, Direction]]:
@@ -128,7 +133,7 @@ class EnedisCollector(PolledCollector):
                     for prm in self.config.prms:
                         group.create_task(self._run_prm(prm, failures))
             except* AuthError as errors:
-                raise errors.exceptions[0] from None
+                raise _first(errors) from None
             if failures:
                 raise SourceError(f"{len(failures)} Enedis stream(s) failed: {', '.join(failures)}")
 
@@ -204,11 +209,11 @@ class EnedisCollector(PolledCollector):
             if window is None:
                 return
             try:
-                series = await self._fetch(state, window, log)
+                series = await self._fetch(state, window)
             except StreamRefused as exc:
-                await self._disable(prm, state, exc, today, log)
+                await self._disable(prm, state, exc, today)
                 return
-            except NotSubscribed:
+            except AuthError:  # the account itself is refused: stop the whole run
                 raise
             except SourceError as exc:
                 self.ctx.counters.inc("errors")
@@ -226,7 +231,7 @@ class EnedisCollector(PolledCollector):
             if window.forward and (state.done_to is None or state.done_to < window.end):
                 skip_forward = True  # recent days not published yet: ask at the next poll
 
-    async def _fetch(self, state: StreamState, window: Window, log: object) -> MeterSeries | None:
+    async def _fetch(self, state: StreamState, window: Window) -> MeterSeries | None:
         """The series for `window`; on ADAM-ERR0123 the earliest start that works is searched
         (halving the window) and becomes the stream's floor. None means no data."""
         try:
@@ -287,7 +292,7 @@ class EnedisCollector(PolledCollector):
         self.ctx.counters.inc("windows")
 
     async def _disable(
-        self, prm: PrmConfig, state: StreamState, exc: StreamRefused, today: date, log: object
+        self, prm: PrmConfig, state: StreamState, exc: StreamRefused, today: date
     ) -> None:
         targets = self._prm_states(prm.prm) if exc.prm_wide else [state]
         retry = (today + timedelta(days=self.config.disabled_retry_days)).isoformat()

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import structlog
 
+from collectors.enedis.client import NotSubscribed
 from collectors.enedis.collector import poll_minute
 from collectors.enedis.parsing import PARIS
 from collectors.enedis.plan import start_bound
@@ -334,3 +335,16 @@ def test_poll_time_is_after_eight_at_a_non_round_minute() -> None:
         assert hour == 8 and 5 < minute < 60 and minute % 5
     cfg = config("http://x", [{"prm": FULL}], poll_at="09:13")
     assert poll_minute(cfg) == (9, 13)
+
+
+async def test_unsubscribed_application_fails_the_run(
+    harness: Harness, clock: SimulatedClock
+) -> None:
+    """403 900908 stops the whole run with a clear error and commits nothing."""
+    sim = EnedisSimulator(clock, unsubscribed={"demo-client"})
+    async with sim.running():
+        cfg = config(sim.url, [{"prm": FULL}, {"prm": "64975835695673"}], history_days=7)
+        with pytest.raises(NotSubscribed, match="not subscribed"):
+            await harness.collector(cfg).sync()
+    assert await harness.points() == []
+    assert await harness.checkpoints.items() == {}  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""The BlueCurrent websocket protocol: errors, connections, login, request/response.
+"""The BlueCurrent websocket protocol: connections, login, request/response.
 
 Login is `{"command":"VALIDATE_API_TOKEN","token":T}` on a short connection, answered by
 `STATUS_API_TOKEN` (`success` false: the token is invalid); the session token it returns is
@@ -11,9 +11,9 @@ account, charge cards, charge points, settings, grid status, sustainability, and
 `rest` the REST ones) used by the CLI and by the collector for setup. The push subscription
 itself lives in `stream.py`.
 
-Errors map onto the chargeflux family: `InvalidToken` (AuthError), `TokenExpired`,
-`RequestLimitReached` (QuotaError, until 00:00:30 Amsterdam), `AlreadyConnected` and
-`ConnectionDropped` (UpstreamError), `CommandRejected` (ERROR 0/2/9).
+Errors (`errors.py`, re-exported here) map onto the chargeflux family: `InvalidToken`,
+`TokenExpired`, `RequestLimitReached`, `AlreadyConnected`, `ConnectionDropped`,
+`CommandRejected`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from structlog.typing import FilteringBoundLogger
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import WebSocketException
 
 from collectors.bluecurrent.backoff import Clock, LoginLimiter
+from collectors.bluecurrent.errors import (
+    AlreadyConnected,
+    CommandRejected,
+    ConnectionDropped,
+    InvalidToken,
+    RequestLimitReached,
+    TokenExpired,
+    error_from_message,
+    translate_ws_error,
+)
 from collectors.bluecurrent.models import (
     DATA_MESSAGE,
     Account,
@@ -39,14 +49,21 @@ from collectors.bluecurrent.models import (
     ChargePoint,
     ChargePointSettings,
     ChargePointsMessage,
+    ChargePointStatus,
     ChSettingsMessage,
+    Contract,
     ErrorMessage,
+    Grid,
     GridStatusData,
     StatusApiToken,
     Sustainability,
+    TransactionsPage,
 )
-from daemon.errors import AuthError, DataError, QuotaError, SourceError, UpstreamError
+from daemon.errors import DataError, SourceError, UpstreamError
 from daemon.metrics import Counters
+
+if TYPE_CHECKING:
+    from collectors.bluecurrent.rest import RestClient
 
 __all__ = [
     "AlreadyConnected",
@@ -63,73 +80,6 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-
-LIMIT_CLOSE_CODE = 4001
-REJECT_HEADER = "x-websocket-reject-reason"
-
-
-class InvalidToken(AuthError):
-    """The API token was refused (`success` false, or ERROR 1 at login): fix the config."""
-
-
-class TokenExpired(AuthError):
-    """The session token was refused (ERROR 1) after a successful login: log in again."""
-
-
-class RequestLimitReached(QuotaError):
-    """ERROR 42, close code 4001 or a handshake rejected for the request limit."""
-
-
-class AlreadyConnected(UpstreamError):
-    """The handshake was rejected with "Already connected"."""
-
-
-class ConnectionDropped(UpstreamError):
-    """The websocket closed or failed; reconnect with backoff."""
-
-
-class CommandRejected(SourceError):
-    """ERROR 0 (unknown command), 2 (not authorized), 9 (unknown) and other codes."""
-
-    def __init__(self, message: str, code: int | str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-_ERROR_NAMES = {0: "unknown command", 1: "invalid token", 2: "not authorized", 9: "unknown error"}
-
-
-def error_from_message(error: ErrorMessage, *, at_login: bool = False) -> SourceError:
-    """The exception for an ERROR message."""
-    code = error.error
-    reason = error.message or _ERROR_NAMES.get(code, "error") if isinstance(code, int) else code
-    text = f"BlueCurrent ERROR {code}: {reason}"
-    if code == 42:
-        return RequestLimitReached(text)
-    if code == 1:
-        return InvalidToken(text) if at_login else TokenExpired(text)
-    return CommandRejected(text, code)
-
-
-def translate_ws_error(exc: BaseException) -> SourceError:
-    """Map a websockets/OS failure onto the error family (reject reasons, close 4001)."""
-    if isinstance(exc, SourceError):
-        return exc
-    if isinstance(exc, InvalidStatus):
-        reason = exc.response.headers.get(REJECT_HEADER) or ""
-        if "Request limit reached" in reason:
-            return RequestLimitReached(f"handshake rejected: {reason}")
-        if "Already connected" in reason:
-            return AlreadyConnected(f"handshake rejected: {reason}")
-        return ConnectionDropped(f"handshake rejected with HTTP {exc.response.status_code}")
-    if isinstance(exc, ConnectionClosed):
-        code = exc.rcvd.code if exc.rcvd is not None else None
-        if code == LIMIT_CLOSE_CODE:
-            return RequestLimitReached("connection closed with code 4001 (request limit)")
-        return ConnectionDropped(f"connection closed (code {code or 1006})")
-    if isinstance(exc, TimeoutError):
-        return ConnectionDropped("timed out")
-    return ConnectionDropped(f"{type(exc).__name__}: {exc}")
 
 
 def open_socket(url: str, *, timeout: float = 15.0, max_queue: int = 2048) -> connect:
@@ -254,7 +204,9 @@ class BlueCurrentApi:
     Requests are answered in order per object name; an ERROR fails the waiting requests.
     """
 
-    def __init__(self, auth: Auth, ws_url: str, rest: Any = None, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self, auth: Auth, ws_url: str, rest: RestClient | None = None, *, timeout: float = 15.0
+    ) -> None:
         self.auth = auth
         self.rest = rest
         self._url = ws_url
@@ -387,6 +339,33 @@ class BlueCurrentApi:
             return DATA_MESSAGE.validate_python(message)["data"]  # type: ignore[typeddict-item]
         except ValidationError as exc:
             raise DataError(f"unreadable GRID_STATUS: {exc.errors()[0]['msg']}") from exc
+
+    # The REST half of pybluecurrent's methods (`rest` must be given).
+
+    async def get_charge_point_status(self, evse_id: str) -> ChargePointStatus:
+        return await self._rest().charge_point_status(evse_id)
+
+    async def get_contracts(self) -> list[Contract]:
+        return await self._rest().contracts()
+
+    async def get_grids(self) -> list[Grid]:
+        return await self._rest().grids()
+
+    async def get_transactions(
+        self, evse_id: str, newest_first: bool = True, page: int = 1
+    ) -> TransactionsPage:
+        return await self._rest().transactions(evse_id, page=page, newest_first=newest_first)
+
+    def iterate_transactions(
+        self, evse_id: str, newest_first: bool = True
+    ) -> AsyncIterator[TransactionsPage]:
+        """Pages of transactions, following `next_page`."""
+        return self._rest().iterate_transactions(evse_id, newest_first=newest_first)
+
+    def _rest(self) -> RestClient:
+        if self.rest is None:
+            raise RuntimeError("BlueCurrentApi was built without a REST client")
+        return self.rest
 
     async def get_sustainability_status(self) -> Sustainability:
         return await self._model(

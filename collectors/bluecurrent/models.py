@@ -30,6 +30,7 @@ __all__ = [
     "ChargeCardsMessage",
     "ChargePoint",
     "ChargePointSettings",
+    "ChargePointStatus",
     "ChargePointStatusResponse",
     "ChargePointsMessage",
     "Contract",

@@ -42,8 +42,10 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Text,
     Uuid,
     and_,
+    cast,
     create_engine,
     func,
     or_,
@@ -194,9 +196,11 @@ class SessionReader:
         unit = func.coalesce(
             t.operationalunit.c.code, func.substr(station.c.id_station_itinerance, 1, 5)
         )
+        # PostgreSQL hands the id over as text (no UUID object to build and format per row)
+        sid = cast(s.c.id, Text) if self.engine.dialect.name == "postgresql" else s.c.id
         statement = (
             select(
-                s.c.id,
+                sid,
                 s.c.start,
                 s.c.end,
                 s.c.energy,

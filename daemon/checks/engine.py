@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -35,16 +34,14 @@ import structlog
 from daemon.checks import neighbours as nb
 from daemon.checks.ledger import (
     SELECT_COLUMNS,
-    UPSERT,
-    MonthLabeler,
     Record,
     dt_to_ns,
     ensure_schema,
-    ledger_row,
     ns_to_dt,
     record_session,
     row_record,
     session_record,
+    write_verdicts,
 )
 from daemon.checks.rules import DUPS, ENEA, ENEU, ENEX, NEGS, ODUS, OVLP, SessionRulesConfig
 from daemon.checks.verdicts import retraction_points, session_points
@@ -245,12 +242,14 @@ class SessionEngine:
         state: nb.SourceState,
         fresh: list[ChargingSession | None],
         batch: nb.Batch,
-    ) -> tuple[list[Point], Rows]:
-        """Points and ledger rows of every verdict this batch created or changed."""
+    ) -> tuple[list[Point], tuple[Rows, Rows]]:
+        """Points and ledger rows (new sessions, changed ones) of every verdict this batch
+        created or changed."""
         config = self.config
         records = state.records
         points: list[Point] = []
         rows: Rows = []
+        changed: Rows = []
         add = points.append
         row = rows.append
         for session in fresh:
@@ -283,8 +282,8 @@ class SessionEngine:
                 )
             previous = self._previous(source, state, record, flags)
             points.extend(session_points(session, flags, previous, config))
-            row((record, flags))
-        return points, rows
+            changed.append((record, flags))
+        return points, (rows, changed)
 
     @staticmethod
     def _previous(
@@ -295,13 +294,11 @@ class SessionEngine:
         previous = nb.predecessor(state.pdcs[record[7]], record)
         return None if previous is None else record_session(source, previous)
 
-    def _writer(self, source: str, state: nb.SourceState, seq: int, rows: Rows) -> OnCommit:
+    def _writer(
+        self, source: str, state: nb.SourceState, seq: int, rows: tuple[Rows, Rows]
+    ) -> OnCommit:
         def write(conn: sqlite3.Connection) -> None:
-            now = time.time()
-            month = MonthLabeler()
-            conn.executemany(
-                UPSERT, [ledger_row(source, record, flags, now, month) for record, flags in rows]
-            )
+            write_verdicts(conn, source, *rows)
             if seq > state.committed:
                 state.committed = seq
 

@@ -6,12 +6,14 @@ ledger and points never disagree. It is also the exclusion engine's durable stat
 the engine reads back recent sessions per charge point, and a late session older than what
 it keeps in memory reads its neighbours from here.
 
-`session_month` is maintained by triggers on the ledger (insert, update, delete), so it is
-always exactly the sum of the ledger: per source, Europe/Paris month of the session start,
-SIREN, operational unit and station, the energy and count of accepted sessions and of
-excluded ones. Energies are summed as integers (millionths of a kWh), so corrections that
-subtract and add again leave no rounding residue. `changed_at` is the last time a month's
-row changed: a month changed after it was submitted needs resubmitting.
+`session_month` holds, per source, Europe/Paris month of the session start, SIREN,
+operational unit and station, the energy and count of accepted sessions and of excluded
+ones. `write_verdicts` moves it in the same transaction as the ledger rows, by exactly the
+difference: a changed session's stored row is read back and its old contribution
+subtracted, so the table always equals the sum of the ledger. Energies are summed as
+integers (millionths of a kWh), so corrections that subtract and add again leave no rounding
+residue. `changed_at` is the last time a month's row changed: a month changed after it was
+submitted needs resubmitting.
 
 Times are stored as integer nanoseconds since the epoch (UTC); `month` is "YYYY-MM".
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,28 +46,14 @@ __all__ = [
     "record_session",
     "row_record",
     "session_record",
+    "write_verdicts",
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
-_MONTH_DELTA = """
-    INSERT INTO session_month (source, month, siren, operational_unit, station,
-                               energy_ukwh, sessions, excluded, excluded_ukwh, changed_at)
-    VALUES ({r}.source, {r}.month, {r}.siren, {r}.operational_unit, {r}.station,
-            {sign} {r}.accepted * {r}.energy_ukwh, {sign} {r}.accepted,
-            {sign} (1 - {r}.accepted), {sign} (1 - {r}.accepted) * {r}.energy_ukwh,
-            {stamp})
-    ON CONFLICT (source, month, siren, operational_unit, station) DO UPDATE SET
-        energy_ukwh = energy_ukwh + excluded.energy_ukwh,
-        sessions = sessions + excluded.sessions,
-        excluded = session_month.excluded + excluded.excluded,
-        excluded_ukwh = excluded_ukwh + excluded.excluded_ukwh,
-        changed_at = excluded.changed_at;
-"""
-
-LEDGER_SCHEMA = f"""
+LEDGER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS session_ledger (
     source TEXT NOT NULL,
     session_id TEXT NOT NULL,
@@ -99,23 +88,23 @@ CREATE TABLE IF NOT EXISTS session_month (
     changed_at REAL NOT NULL,
     PRIMARY KEY (source, month, siren, operational_unit, station)
 ) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS session_ledger_insert AFTER INSERT ON session_ledger BEGIN
-{_MONTH_DELTA.format(r="NEW", sign="", stamp="NEW.updated_at")}
-END;
-CREATE TRIGGER IF NOT EXISTS session_ledger_update AFTER UPDATE ON session_ledger BEGIN
-{_MONTH_DELTA.format(r="OLD", sign="-", stamp="NEW.updated_at")}
-{_MONTH_DELTA.format(r="NEW", sign="", stamp="NEW.updated_at")}
-    DELETE FROM session_month WHERE source = OLD.source AND month = OLD.month
-        AND siren = OLD.siren AND operational_unit = OLD.operational_unit
-        AND station = OLD.station AND sessions = 0 AND excluded = 0;
-END;
-CREATE TRIGGER IF NOT EXISTS session_ledger_delete AFTER DELETE ON session_ledger BEGIN
-{_MONTH_DELTA.format(r="OLD", sign="-", stamp="CAST(strftime('%s', 'now') AS REAL)")}
-    DELETE FROM session_month WHERE source = OLD.source AND month = OLD.month
-        AND siren = OLD.siren AND operational_unit = OLD.operational_unit
-        AND station = OLD.station AND sessions = 0 AND excluded = 0;
-END;
-"""  # noqa: S608 (constant DDL)
+"""
+
+_MONTH_ADD = """
+INSERT INTO session_month (source, month, siren, operational_unit, station,
+                           energy_ukwh, sessions, excluded, excluded_ukwh, changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source, month, siren, operational_unit, station) DO UPDATE SET
+    energy_ukwh = energy_ukwh + excluded.energy_ukwh,
+    sessions = sessions + excluded.sessions,
+    excluded = session_month.excluded + excluded.excluded,
+    excluded_ukwh = excluded_ukwh + excluded.excluded_ukwh,
+    changed_at = excluded.changed_at
+"""
+_MONTH_EMPTY = """
+DELETE FROM session_month WHERE source = ? AND month = ? AND siren = ?
+    AND operational_unit = ? AND station = ? AND sessions = 0 AND excluded = 0
+"""
 
 _COLUMNS = (
     "source, session_id, pdc, station, operational_unit, siren, entity, start_ns, end_ns, "
@@ -126,6 +115,10 @@ _UPDATED = ", ".join(
     f"{name} = excluded.{name}"
     for name in (part.strip() for part in _COLUMNS.split(","))
     if name not in ("source", "session_id")
+)
+INSERT = (
+    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "  # noqa: S608
+    "ON CONFLICT (source, session_id) DO NOTHING"
 )
 UPSERT = (
     f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "  # noqa: S608
@@ -138,7 +131,7 @@ SELECT_COLUMNS = (
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ledger tables, indexes and triggers if missing."""
+    """Create the ledger tables and indexes if missing."""
     conn.executescript(LEDGER_SCHEMA)
 
 
@@ -255,6 +248,79 @@ def row_record(row: Sequence[Any]) -> Record:
         siren,
         entity,
     )
+
+
+def _stored(conn: sqlite3.Connection, source: str, ids: Sequence[str], *extra: Any) -> list[Any]:
+    """(session_id, month, siren, unit, station, accepted, energy_ukwh) of stored `ids`."""
+    found: list[Any] = []
+    condition = " AND updated_at != ?" if extra else ""
+    for first in range(0, len(ids), 500):
+        chunk = ids[first : first + 500]
+        found.extend(
+            conn.execute(
+                "SELECT session_id, month, siren, operational_unit, station, accepted, "  # noqa: S608
+                "energy_ukwh FROM session_ledger "
+                f"WHERE source = ? AND session_id IN ({','.join('?' * len(chunk))}){condition}",
+                (source, *chunk, *extra),
+            )
+        )
+    return found
+
+
+def write_verdicts(
+    conn: sqlite3.Connection,
+    source: str,
+    fresh: Sequence[tuple[Record, int]],
+    changed: Sequence[tuple[Record, int]],
+) -> None:
+    """Store verdicts in the ledger and move the monthly totals by exactly the difference.
+
+    `fresh` are sessions the engine has not stored before (inserted; any that turn out to be
+    stored already are handled like `changed`), `changed` new versions or new verdicts of
+    stored ones (their old contribution is read back and subtracted). Inside the caller's
+    transaction."""
+    now = time.time()
+    month = MonthLabeler()
+    new_rows = [ledger_row(source, record, flags, now, month) for record, flags in fresh]
+    changed_rows = [ledger_row(source, record, flags, now, month) for record, flags in changed]
+    before = conn.total_changes
+    conn.executemany(INSERT, new_rows)
+    if conn.total_changes - before != len(new_rows):  # some were stored already
+        known = {row[0] for row in _stored(conn, source, [row[1] for row in new_rows], now)}
+        changed_rows += [row for row in new_rows if row[1] in known]
+        new_rows = [row for row in new_rows if row[1] not in known]
+    previous = _stored(conn, source, [row[1] for row in changed_rows]) if changed_rows else []
+    conn.executemany(UPSERT, changed_rows)
+    deltas: dict[tuple[str, str, str, str], list[int]] = {}
+    for rows in (new_rows, changed_rows):
+        for row in rows:
+            key = (row[12], row[5], row[4], row[3])  # month, siren, unit, station
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = [0, 0, 0, 0]
+            if row[14]:
+                delta[0] += row[10]
+                delta[1] += 1
+            else:
+                delta[2] += 1
+                delta[3] += row[10]
+    emptied = set()
+    for _, unit_month, siren, unit, station, accepted, ukwh in previous:
+        key = (unit_month, siren, unit, station)
+        emptied.add(key)
+        delta = deltas.setdefault(key, [0, 0, 0, 0])
+        if accepted:
+            delta[0] -= ukwh
+            delta[1] -= 1
+        else:
+            delta[2] -= 1
+            delta[3] -= ukwh
+    conn.executemany(
+        _MONTH_ADD,
+        [(source, *key, *delta, now) for key, delta in deltas.items() if any(delta)],
+    )
+    if emptied:
+        conn.executemany(_MONTH_EMPTY, [(source, *key) for key in emptied])
 
 
 @dataclass(frozen=True, slots=True)

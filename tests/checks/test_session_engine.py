@@ -233,3 +233,31 @@ async def test_points_ledger_and_checkpoint_commit_together(tmp_path) -> None:
     assert kinds == [("anomaly", "ENEA"), ("charging_session", ""), ("charging_session", "")]
     await outbox.close()
     db.close()
+
+
+async def test_session_moved_into_memory_from_the_forgotten_past(db: StateDB) -> None:
+    """A correction moving a forgotten session (older than memory) to a recent start is not
+    known in memory; the ledger write finds its stored row, so totals move, not double."""
+    runner = Runner(db, SessionRulesConfig(horizon_days=1))
+    await runner.start()
+    day = timedelta(days=1)
+    await runner.feed([session(f"o{i}", start=T0 + i * day, energy=5.0) for i in range(40)], 4)
+    moved = replace(
+        session("o0", start=T0 + 39 * day + timedelta(hours=5), energy=7.0),
+        updated_at=T0 + 50 * day,
+    )
+    await runner.feed([moved])
+    ledger = await runner.ledger()
+    assert len(ledger) == 40 and ledger["o0"]["energy_kwh"] == 7.0
+
+    def sums(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple]]:
+        totals = conn.execute(
+            "SELECT month, energy_ukwh, sessions FROM session_month ORDER BY 1"
+        ).fetchall()
+        fresh = conn.execute(
+            "SELECT month, SUM(energy_ukwh), COUNT(*) FROM session_ledger GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        return totals, fresh
+
+    totals, fresh = await db.run(sums)
+    assert totals == fresh

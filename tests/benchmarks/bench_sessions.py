@@ -1,0 +1,255 @@
+"""Benchmark: the session exclusion engine vs the seed notebook's pandas pipeline, and the
+QualiCharge path end to end from PostgreSQL to InfluxDB.
+
+    python tests/benchmarks/bench_sessions.py [--sessions 1000000] [--no-e2e]
+
+Same sessions for every contender (a simulated QualiCharge fleet, 1 million sessions over a
+month, with every anomaly). Measured side by side in this run:
+
+1. baseline: the seed's pipeline (`tests/checks/seed_reference.py`: one `DataFrame.apply`
+   per rule, shifted columns for duplicates and overlaps), on a DataFrame already built;
+2. engine, judging: the streaming engine's hot path — rule bits and per-charge-point state,
+   no SQL — on batches of 5000 sessions, in arrival order (by start) and shuffled;
+   target: 50x the baseline's sessions/s;
+3. engine, `judge()`: the same plus the `charging_session`/`anomaly` points it returns
+   (the point building is `daemon.sessions.session_point`, shared with every source);
+4. engine, `judge()` + ledger commit: also the ledger rows and monthly totals in SQLite;
+5. end to end: PostgreSQL → collector → engine → outbox → InfluxDB 1.x (a real `influxd`),
+   until the outbox is drained; target: 50,000 sessions/s.
+
+The flags of every engine run must equal the baseline's, session for session. Rates 1-4 are
+measured in CPU time of this process (both sides alike), so other load on the machine does
+not skew the ratio; the end-to-end rate is wall-clock time. Exit status: 0 when every
+target is met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from collectors.qualicharge.fake import make_fleet, make_sessions  # noqa: E402
+from daemon.checks import neighbours as nb  # noqa: E402
+from daemon.checks.engine import SessionEngine, build_session_judge  # noqa: E402
+from daemon.checks.rules import SessionRulesConfig  # noqa: E402
+from daemon.records import ChargingSession  # noqa: E402
+from daemon.state import StateDB  # noqa: E402
+from tests.checks.seed_reference import frame, reference_flags  # noqa: E402
+
+BATCH = 5000
+JUDGING_TARGET = 50.0
+E2E_TARGET = 50_000.0
+
+
+def _flags(engine: SessionEngine) -> dict[str, int]:
+    state = engine._sources["qualicharge"]
+    return {sid: record[3] & nb.BITS for sid, record in state.records.items()}
+
+
+def _check(name: str, got: dict[str, int], expected: dict[str, int]) -> bool:
+    wrong = sum(1 for sid, bits in expected.items() if got.get(sid) != bits)
+    if wrong or len(got) != len(expected):
+        print(f"  {name}: {wrong} sessions flagged differently from the baseline  FAIL")
+        return False
+    return True
+
+
+def judging(sessions: Sequence[ChargingSession]) -> tuple[float, dict[str, int]]:
+    """The hot loop alone (rule bits + memory), no points, no SQL."""
+    engine = build_session_judge(SessionRulesConfig(), None)  # type: ignore[arg-type]
+    engine._loaded = True
+    state = engine._sources["qualicharge"] = nb.SourceState()
+    began = time.process_time()
+    for first in range(0, len(sessions), BATCH):
+        state.seq += 1
+        engine._run(state, sessions[first : first + BATCH], nb.Batch(state.seq, engine._mask))
+    return time.process_time() - began, _flags(engine)
+
+
+async def judge_calls(
+    sessions: Sequence[ChargingSession], workdir: Path, commit: bool
+) -> tuple[float, dict[str, int], int]:
+    """`judge()` per batch (points included); with `commit`, also the ledger transaction."""
+    db = StateDB(workdir / f"state-{uuid.uuid4().hex[:6]}.db")
+    engine = build_session_judge(SessionRulesConfig(), db)
+    await engine.load()
+    points = 0
+    began = time.process_time()
+    for first in range(0, len(sessions), BATCH):
+        made, on_commit = await engine.judge("qualicharge", sessions[first : first + BATCH])
+        points += len(made)
+        if commit and on_commit is not None:
+            await db.transaction(on_commit)
+    elapsed = time.process_time() - began
+    flags = _flags(engine)
+    db.close()
+    return elapsed, flags, points
+
+
+async def end_to_end(count: int, workdir: Path) -> float | None:
+    """PostgreSQL → InfluxDB through the real collector, engine, outbox, flusher and sink."""
+    try:
+        from daemon.pipeline import Pipeline
+        from tests.helpers import make_config
+        from tests.qualicharge.harness import Harness  # noqa: F401 (sanity: test tree present)
+        from tests.servers import InfluxServer, ServiceUnavailable, postgres_database
+    except ImportError as exc:
+        print(f"  end to end: pending ({exc})")
+        return None
+    import aiohttp
+    import structlog
+
+    from collectors.qualicharge.collector import QualiChargeCollector
+    from collectors.qualicharge.config import QualiChargeConfig
+    from collectors.qualicharge.simulator import build_database
+    from daemon.collector import CollectorContext
+
+    try:
+        url, drop = postgres_database()
+    except ServiceUnavailable as exc:
+        print(f"  end to end: PostgreSQL unavailable ({exc})")
+        return None
+    influx = InfluxServer(workdir / "influxd")
+    try:
+        influx.start()
+        database = influx.create_database()
+        began = time.perf_counter()
+        fake = await asyncio.to_thread(
+            build_database, url, pdcs=max(40, count // 250), sessions=count, corrections=0.0
+        )
+        print(
+            f"  (PostgreSQL filled with {count:,} sessions in {time.perf_counter() - began:.0f} s)"
+        )
+        config = make_config(
+            workdir / "e2e",
+            sink={"type": "influxdb", "url": influx.url, "database": database},
+        )
+        (workdir / "e2e").mkdir(exist_ok=True)
+        pipeline = Pipeline(config)
+        pipeline.judge = build_session_judge(SessionRulesConfig(), pipeline.db)
+        await pipeline.judge.load()  # type: ignore[attr-defined]
+        await pipeline.start()
+        source = QualiChargeConfig(
+            database_url=url,
+            operational_units=fake.fleet.operational_units,
+            settle_s=0,
+            page_size=BATCH,
+        )
+        async with aiohttp.ClientSession() as http:
+            ctx = CollectorContext(
+                name="qualicharge",
+                emit=pipeline.emitter_for("qualicharge"),
+                checkpoints=pipeline.checkpoints_for("qualicharge"),
+                http=http,
+                counters=pipeline.metrics.component("qualicharge"),
+                log=structlog.get_logger("bench"),
+                state_dir=workdir / "e2e",
+            )
+            collector = QualiChargeCollector(source, ctx)
+            began = time.perf_counter()
+            read = await collector.poll_sessions()
+            drained = await pipeline.close(drain_timeout=600)
+            elapsed = time.perf_counter() - began
+            await collector.close()
+        fake.engine.dispose()
+        stored = influx.query("SELECT count(energy_kwh) FROM charging_session", database)
+        written = stored[0]["values"][0][1] if stored else 0
+        print(
+            f"  end to end: {read:,} sessions read, {written:,} charging_session points in "
+            f"InfluxDB, drained={drained}, {elapsed:.1f} s"
+        )
+        if written != read or not drained:
+            print("  end to end: not every session reached InfluxDB  FAIL")
+            return 0.0
+        return read / elapsed
+    finally:
+        influx.stop()
+        drop()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=1_000_000)
+    parser.add_argument("--no-e2e", action="store_true", help="skip PostgreSQL → InfluxDB")
+    args = parser.parse_args()
+    count = args.sessions
+    ok = True
+
+    print(f"generating {count:,} sessions ...", flush=True)
+    fleet = make_fleet(max(40, count // 250), operational_units=8, seed=11)
+    sessions = make_sessions(fleet, count, seed=12)
+    arrival = sorted(sessions, key=lambda s: (s.updated_at, s.session_id))
+    shuffled = list(sessions)
+    random.Random(13).shuffle(shuffled)
+    gc.collect()
+    gc.freeze()  # the inputs are long-lived for every contender alike
+
+    print("baseline: the seed notebook's pandas pipeline ...", flush=True)
+    began = time.perf_counter()
+    table = frame(sessions)
+    built = time.perf_counter() - began
+    began = time.process_time()
+    expected = reference_flags(table)
+    baseline = count / (time.process_time() - began)
+    del table
+    print(f"  pandas apply pipeline: {baseline:,.0f} sessions/s (DataFrame built in {built:.1f} s)")
+
+    print("engine ...", flush=True)
+    rates: dict[str, float] = {}
+    same = True
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for label, feed in (("arrival order", arrival), ("shuffled", shuffled)):
+            elapsed, flags = judging(feed)
+            same &= _check(f"judging, {label}", flags, expected)
+            rates[f"judging, {label}"] = count / elapsed
+            elapsed, flags, _ = await judge_calls(feed, workdir, commit=False)
+            same &= _check(f"judge(), {label}", flags, expected)
+            rates[f"judge() with points, {label}"] = count / elapsed
+            gc.collect()
+        elapsed, flags, _ = await judge_calls(arrival, workdir, commit=True)
+        same &= _check("judge() + ledger", flags, expected)
+        rates["judge() + ledger commit, arrival order"] = count / elapsed
+        for name, rate in rates.items():
+            ratio = rate / baseline
+            target = f"  (target {JUDGING_TARGET:.0f}x)" if name.startswith("judging") else ""
+            print(f"  {name:42s} {rate:>12,.0f} sessions/s  {ratio:6.1f}x the baseline{target}")
+            if name.startswith("judging") and ratio < JUDGING_TARGET:
+                ok = False
+                print(f"  {name}: below {JUDGING_TARGET:.0f}x  MISS")
+        print(f"  flags equal to the baseline's for all {count:,} sessions: {same}")
+        ok &= same
+
+        if not args.no_e2e:
+            print("end to end: PostgreSQL → InfluxDB ...", flush=True)
+            gc.unfreeze()
+            del sessions, arrival, shuffled
+            gc.collect()
+            rate = await end_to_end(count, workdir)
+            if rate is None:
+                print("  end to end: not measured")
+            else:
+                print(
+                    f"  end to end: {rate:,.0f} sessions/s "
+                    f"({rate / E2E_TARGET:.2f}x the {E2E_TARGET:,.0f}/s target)"
+                )
+                if rate < E2E_TARGET:
+                    ok = False
+                    print("  end to end: below target  MISS")
+    print("RESULT:", "all targets met" if ok else "target missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -78,22 +78,37 @@ class Flusher:
             await self.flush(stop_on=self._stop)
 
     async def flush(self, stop_on: asyncio.Event | None = None) -> bool:
-        """Write batches until the outbox is empty (True) or writing is blocked (False)."""
-        batch = await self._outbox.read_batch(self._config.batch_size)
-        while batch is not None:
-            prefetch = asyncio.create_task(
-                self._outbox.read_batch(self._config.batch_size, after_id=batch.last_id)
-            )
-            try:
-                delivered = await self._deliver(batch, stop_on)
-            except BaseException:
-                prefetch.cancel()
-                raise
-            if not delivered:
-                prefetch.cancel()
-                return False
-            batch = await prefetch
-        return True
+        """Write batches until the outbox is empty (True) or writing is blocked (False).
+
+        The sink is kept busy: the next batch is read while one is written, and a written
+        batch is acknowledged (deleted) while the next one is written. At most one write and
+        one acknowledgement are in flight, in outbox order; every acknowledgement is done when
+        this returns. A crash between a write and its acknowledgement replays that batch,
+        which the sink overwrites (same series and timestamps).
+        """
+        acking: asyncio.Task[None] | None = None
+        try:
+            batch = await self._outbox.read_batch(self._config.batch_size)
+            while batch is not None:
+                prefetch = asyncio.create_task(
+                    self._outbox.read_batch(self._config.batch_size, after_id=batch.last_id)
+                )
+                try:
+                    dead = await self._deliver(batch, stop_on)
+                except BaseException:
+                    prefetch.cancel()
+                    raise
+                if dead is None:
+                    prefetch.cancel()
+                    return False
+                if acking is not None:
+                    await acking
+                acking = asyncio.create_task(self._ack(batch, dead))
+                batch = await prefetch
+            return True
+        finally:
+            if acking is not None:
+                await acking
 
     async def drain(self, timeout: float | None) -> bool:
         """Flush everything committed, within `timeout` seconds; True when empty."""
@@ -107,10 +122,14 @@ class Flusher:
             return False
         return True
 
-    async def _deliver(self, batch: Batch, stop_on: asyncio.Event | None) -> bool:
+    async def _deliver(
+        self, batch: Batch, stop_on: asyncio.Event | None
+    ) -> list[tuple[str, str]] | None:
+        """Write `batch` until the sink takes it: the lines it refused, or None when writing
+        stopped (blocked, or `stop_on` fired during a retry wait)."""
         while True:
             if self.blocked_reason is not None:
-                return False
+                return None
             try:
                 dead = await self._write(batch.body, batch.lines)
             except SinkAuthError as exc:
@@ -123,7 +142,7 @@ class Flusher:
                     outbox_depth=self._outbox.depth,
                     hint="fix the credentials and reload (SIGHUP); buffered data is kept",
                 )
-                return False
+                return None
             except Exception as exc:  # SinkRetryable, or an unexpected sink failure: retry
                 self._counters.inc("retries")
                 retry_after = exc.retry_after if isinstance(exc, SinkRetryable) else None
@@ -138,15 +157,17 @@ class Flusher:
                         outbox_depth=self._outbox.depth,
                     )
                 if await _wait(stop_on, delay):
-                    return False
+                    return None
                 continue
-            await self._outbox.ack(batch, dead)
-            self._counters.inc("points_written", batch.lines - len(dead))
             self._backoff.reset()
             if self._failing:
                 self._failing = False
                 self._log.info("sink_write_recovered", sink=self._sink.name)
-            return True
+            return dead
+
+    async def _ack(self, batch: Batch, dead: list[tuple[str, str]]) -> None:
+        await self._outbox.ack(batch, dead)
+        self._counters.inc("points_written", batch.lines - len(dead))
 
     async def _write(self, body: bytes, lines: int) -> list[tuple[str, str]]:
         """Write `body`; on rejection bisect and return the refused (line, reason) pairs."""

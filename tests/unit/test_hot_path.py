@@ -1,18 +1,26 @@
-"""The engine's hot path: the caching `Encoder` behaves exactly like `encode`.
+"""The engine's hot path: the caching `Encoder`, and the flusher's overlapped acknowledgements.
 
 `Encoder` is what emitters use; `encode` is the reference (its escaping and refusals are
 tested in tests/engine/test_points.py). For any point, valid or not, and in any order of
 points sharing series and keys, the encoder must produce the same line or the same error.
+The flusher acknowledges a batch while writing the next: order and completeness must hold.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon.config import OutboxConfig
+from daemon.errors import SinkAuthError
+from daemon.flusher import Flusher
+from daemon.metrics import Counters
+from daemon.outbox import Outbox
 from daemon.points import Encoder, Point, PointError, encode
+from daemon.state import StateDB
 
 _ANY_TEXT = st.text(st.characters(), max_size=6)
 # few distinct names, so that points share series and keys (cache hits), plus odd ones
@@ -63,3 +71,62 @@ def test_encoder_caches_stay_bounded() -> None:
         assert encoder(point) == encode(point)
     assert len(encoder._series) <= 10
     assert len(encoder._keys) <= 5
+
+
+class _RecordingSink:
+    """A sink that keeps what it is given and refuses credentials from the n-th write on."""
+
+    name = "recording"
+
+    def __init__(self, refuse_from: int | None = None) -> None:
+        self.bodies: list[bytes] = []
+        self._refuse_from = refuse_from
+
+    async def write(self, body: bytes, lines: int) -> None:
+        if self._refuse_from is not None and len(self.bodies) >= self._refuse_from:
+            raise SinkAuthError("HTTP 401: refused")
+        self.bodies.append(body)
+
+
+async def _filled_outbox(tmp_path: Path, chunks: int) -> tuple[StateDB, Outbox]:
+    db = StateDB(tmp_path / "state.db")
+    outbox = Outbox(db, Counters("outbox"), chunk_lines=10)
+    await outbox.start()
+    for chunk in range(chunks):
+        await outbox.put([f"m n={chunk * 10 + i}i {chunk * 10 + i}" for i in range(10)])
+    return db, outbox
+
+
+async def test_flush_writes_in_order_and_returns_with_every_ack_done(tmp_path: Path) -> None:
+    """With acknowledgements overlapping the next write, flush still writes every batch once,
+    in outbox order, and returns with the outbox empty."""
+    db, outbox = await _filled_outbox(tmp_path, chunks=7)
+    sink = _RecordingSink()
+    flusher = Flusher(outbox, sink, OutboxConfig(batch_size=20), Counters("sink"))  # type: ignore[arg-type]
+    try:
+        assert await flusher.flush() is True
+        assert outbox.depth == 0 and await outbox.read_batch(100) is None
+        numbers = [int(line.split()[-1]) for body in sink.bodies for line in body.split(b"\n")]
+        assert numbers == list(range(70))
+        assert len(sink.bodies) == 4  # 20 + 20 + 20 + 10 lines
+    finally:
+        await outbox.close()
+        db.close()
+
+
+async def test_flush_blocked_midway_keeps_exactly_the_unwritten_batches(tmp_path: Path) -> None:
+    """When the sink refuses the third batch, the two written ones are acknowledged before
+    flush returns and the rest stays in the outbox, in order."""
+    db, outbox = await _filled_outbox(tmp_path, chunks=6)
+    sink = _RecordingSink(refuse_from=2)
+    flusher = Flusher(outbox, sink, OutboxConfig(batch_size=20), Counters("sink"))  # type: ignore[arg-type]
+    try:
+        assert await flusher.flush() is False
+        assert flusher.blocked_reason is not None
+        assert outbox.depth == 20
+        left = await outbox.read_batch(100)
+        assert left is not None
+        assert [int(line.split()[-1]) for line in left.body.split(b"\n")] == list(range(40, 60))
+    finally:
+        await outbox.close()
+        db.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -85,6 +85,7 @@ class Outbox:
         self._log = structlog.get_logger("chargeflux.outbox")
         self.committed = asyncio.Event()
         self.depth = 0
+        self._fill = 0  # lines in the last, incomplete run of chunk_lines (see _tiles)
 
     async def start(self) -> None:
         def init(conn: sqlite3.Connection) -> int:
@@ -92,6 +93,7 @@ class Outbox:
             return conn.execute("SELECT COALESCE(SUM(n), 0) FROM outbox").fetchone()[0]
 
         self.depth = await self._db.run(init)
+        self._fill = self.depth % self._chunk_lines
         self._counters.set("outbox_depth", self.depth)
         self._committer = asyncio.create_task(self._commit_loop(), name="outbox-committer")
 
@@ -131,8 +133,11 @@ class Outbox:
     async def _commit(self, pending: list[_Pending]) -> None:
         lines = [line for item in pending for line in item.lines]
         callbacks = [item.on_commit for item in pending if item.on_commit is not None]
+        fill = self._fill
         try:
-            dropped = await self._db.transaction(lambda conn: self._write(conn, lines, callbacks))
+            dropped = await self._db.transaction(
+                lambda conn: self._write(conn, lines, callbacks, fill)
+            )
         except Exception as exc:
             if len(pending) > 1:  # one producer's failing callback must not fail the others
                 for item in pending:
@@ -145,6 +150,7 @@ class Outbox:
                     item.future.set_exception(exc)
             return
         self.depth += len(lines) - dropped
+        self._fill = (fill + len(lines)) % self._chunk_lines
         self._counters.set("outbox_depth", self.depth)
         if dropped:
             self._counters.inc("points_dropped", dropped)
@@ -156,13 +162,14 @@ class Outbox:
                 item.future.set_result(None)
         self.committed.set()
 
-    def _write(self, conn: sqlite3.Connection, lines: list[str], callbacks: list[OnCommit]) -> int:
-        step = self._chunk_lines
+    def _write(
+        self, conn: sqlite3.Connection, lines: list[str], callbacks: list[OnCommit], fill: int
+    ) -> int:
         conn.executemany(
             "INSERT INTO outbox (n, body) VALUES (?, ?)",
             (
                 (len(chunk), "\n".join(chunk).encode())
-                for chunk in (lines[i : i + step] for i in range(0, len(lines), step))
+                for chunk in _tiles(lines, self._chunk_lines, fill)
             ),
         )
         for callback in callbacks:
@@ -238,3 +245,19 @@ class Outbox:
                 "SELECT reason, line FROM dead_letter ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         )
+
+
+def _tiles(lines: list[str], step: int, fill: int) -> Iterator[list[str]]:
+    """Cut `lines` into chunks of at most `step` lines, the first one completing the run of
+    `step` lines that earlier commits left incomplete (`fill` lines long).
+
+    Group commits come in any size; cut this way, consecutive chunks add up to whole runs of
+    `step` lines, so the flusher's batches (whole chunks, up to `step` lines) come out full
+    instead of, say, two chunks of 2600 lines that cannot share a batch of 5000.
+    """
+    start = 0
+    if fill and lines:
+        start = step - fill
+        yield lines[:start]
+    for index in range(start, len(lines), step):
+        yield lines[index : index + step]

@@ -130,3 +130,32 @@ async def test_flush_blocked_midway_keeps_exactly_the_unwritten_batches(tmp_path
     finally:
         await outbox.close()
         db.close()
+
+
+async def test_commits_of_odd_sizes_still_read_back_as_full_batches(tmp_path: Path) -> None:
+    """Chunks are cut so that batches of chunk_lines come out full, whatever the commit sizes,
+    also after a restart; the lines keep their order."""
+    db = StateDB(tmp_path / "state.db")
+    outbox = Outbox(db, Counters("outbox"), chunk_lines=10)
+    await outbox.start()
+    sent = [f"m n={n}i {n}" for n in range(45)]
+    for start, end in ((0, 7), (7, 14), (14, 21), (21, 33)):
+        await outbox.put(sent[start:end])
+    await outbox.close()
+    db.close()
+
+    db = StateDB(tmp_path / "state.db")
+    outbox = Outbox(db, Counters("outbox"), chunk_lines=10)
+    await outbox.start()
+    try:
+        await outbox.put(sent[33:45])
+        sizes, got, after = [], [], 0
+        while (batch := await outbox.read_batch(10, after_id=after)) is not None:
+            sizes.append(batch.lines)
+            got += batch.body.decode().split("\n")
+            after = batch.last_id
+        assert sizes == [10, 10, 10, 10, 5]
+        assert got == sent
+    finally:
+        await outbox.close()
+        db.close()

@@ -77,6 +77,10 @@ class SessionEngine:
 
         def read(conn: sqlite3.Connection) -> dict[str, tuple[int, list[tuple[Any, ...]]]]:
             ensure_schema(conn)
+            # The ledger's indexes take random inserts (session ids, charge points): SQLite's
+            # default 2 MB page cache makes each one a read from the OS; 64 MB keeps them hot.
+            if conn.execute("PRAGMA cache_size").fetchone()[0] > -65536:
+                conn.execute("PRAGMA cache_size = -65536")
             found = {}
             maxima = conn.execute(
                 "SELECT source, MAX(start_ns) FROM session_ledger GROUP BY source"

@@ -79,7 +79,11 @@ class Pipeline:
             self.config = config
             return
         sink = build_sink(config.sink, self.state_dir, self.metrics.component("sink"))
-        await sink.open()
+        try:
+            await sink.open()
+        except BaseException:
+            await sink.close()
+            raise
         old, self.config = self.sink, config
         self.sink = sink
         self.flusher.replace_sink(sink)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.checks.rules import SessionRulesConfig
 from daemon.collector import SourceConfig, SourcePlugin
 from daemon.errors import ConfigError
 from daemon.registry import SOURCES, plugin
@@ -122,6 +123,12 @@ class OutboxConfig(_Strict):
     synchronous: Literal["normal", "full"] = "full"
 
 
+class ChecksConfig(_Strict):
+    """`checks`: thresholds of the streaming checks."""
+
+    sessions: SessionRulesConfig = SessionRulesConfig()
+
+
 class Config(_Strict):
     """The whole params.json. `sources` holds each source's validated config model."""
 
@@ -132,7 +139,7 @@ class Config(_Strict):
     sink: SinkConfig = EmbeddedSinkConfig()
     outbox: OutboxConfig = OutboxConfig()
     metrics_interval_s: float = Field(10.0, gt=0)
-    checks: dict[str, Any] = Field(default_factory=dict)
+    checks: ChecksConfig = ChecksConfig()
     sources: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(None)
 

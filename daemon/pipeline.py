@@ -12,12 +12,13 @@ from pathlib import Path
 
 import structlog
 
+from daemon.checks.engine import build_session_judge
 from daemon.config import Config
 from daemon.emitter import Emitter
 from daemon.flusher import Flusher
 from daemon.metrics import Metrics
 from daemon.outbox import Outbox
-from daemon.sessions import AcceptAll, SessionJudge
+from daemon.sessions import SessionJudge
 from daemon.sinks import Sink, build_sink
 from daemon.state import Checkpoints, StateDB
 
@@ -42,12 +43,13 @@ class Pipeline:
         self.flusher = Flusher(
             self.outbox, self.sink, config.outbox, self.metrics.component("sink")
         )
-        self.judge: SessionJudge = AcceptAll()
+        self.judge: SessionJudge = build_session_judge(config.checks.sessions, self.db)
         self._flush_task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("chargeflux.pipeline")
 
     async def start(self) -> None:
         await self.outbox.start()
+        await self.judge.load()
         await self.sink.open()
         self._flush_task = asyncio.create_task(self.flusher.run(), name="flusher")
         self._log.info(
@@ -72,6 +74,16 @@ class Pipeline:
     async def emit_metrics(self) -> None:
         """Commit one `chargeflux_internal` point per component."""
         await self.emitter_for("internal").points(self.metrics.points())
+
+    async def apply_checks(self, config: Config) -> None:
+        """Rebuild the session judge when a reload changed its thresholds (before new
+        collectors get their emitters)."""
+        if config.checks == self.config.checks:
+            return
+        judge = build_session_judge(config.checks.sessions, self.db)
+        await judge.load()
+        self.judge = judge
+        self._log.info("session_rules_reloaded")
 
     async def replace_sink(self, config: Config) -> None:
         """Switch to the sink of a reloaded config when it changed; the outbox is kept."""

@@ -220,6 +220,7 @@ class Daemon:
             # logging first: collectors bind their loggers (and so the level) when built
             self._apply(config)
             try:
+                await self.pipeline.apply_checks(config)
                 supervisor = self._build_supervisor(self.pipeline, config)
                 try:
                     await self.pipeline.replace_sink(config)

@@ -52,6 +52,10 @@ def session_point(session: ChargingSession, accepted: bool) -> Point:
 class SessionJudge(Protocol):
     """Judges sessions as they arrive; returns the points to store and the state writes."""
 
+    async def load(self) -> None:
+        """Read back the state kept from earlier runs (called once, before `judge`)."""
+        ...
+
     async def judge(
         self, source: str, sessions: Sequence[ChargingSession]
     ) -> tuple[list[Point], OnCommit | None]: ...
@@ -59,6 +63,9 @@ class SessionJudge(Protocol):
 
 class AcceptAll:
     """A judge that accepts every session (used where no rules are configured)."""
+
+    async def load(self) -> None:
+        return None
 
     async def judge(
         self, source: str, sessions: Sequence[ChargingSession]

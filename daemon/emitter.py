@@ -17,9 +17,10 @@ from typing import Any
 
 import structlog
 
+from daemon.encoder import Encoder
 from daemon.metrics import Counters
 from daemon.outbox import OnCommit, Outbox
-from daemon.points import Encoder, Point, PointError
+from daemon.points import Point, PointError
 from daemon.records import ChargingSession
 from daemon.sessions import SessionJudge
 from daemon.state import Checkpoints

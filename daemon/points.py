@@ -11,8 +11,7 @@ https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
 
 NaN and infinities cannot be represented in line protocol: they raise `PointError` instead of
 being silently dropped. `parse()` is the exact inverse, used by the embedded store and tests.
-`Encoder` is `encode()` for the hot path: same lines, same errors, with the escaped series
-and field keys a source repeats cached.
+`daemon.encoder.Encoder` is `encode()` for the hot path (same lines, same errors).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 __all__ = [
-    "Encoder",
     "FieldValue",
     "Point",
     "PointError",
@@ -163,81 +161,6 @@ def encode(point: Point) -> str:
         except UnicodeEncodeError as exc:
             raise PointError(f"point {point.measurement!r} is not valid UTF-8: {exc}") from None
     return line
-
-
-class Encoder:
-    """`encode`, several times faster for the series and field keys a source repeats.
-
-    The escaped series key (measurement and sorted tags) is cached per (measurement, tags)
-    and the escaped field keys per key, both learnt from lines `encode` accepted; only the
-    field values and the timestamp are formatted per point. Anything the fast path does not
-    vouch for (a new series or key, a NaN, an out-of-range integer, an odd type, non-ASCII
-    text) goes through `encode` itself, so the output and the errors are exactly its own.
-    One encoder per producer (caches are bounded and not shared between threads).
-    """
-
-    def __init__(self, max_series: int = 100_000, max_keys: int = 10_000) -> None:
-        self._series: dict[tuple[object, ...], str] = {}
-        self._keys: dict[str, str] = {}
-        self._max_series = max_series
-        self._max_keys = max_keys
-
-    def __call__(self, point: Point) -> str:
-        try:
-            head = self._series[(point.measurement, *point.tags.items())]
-        except (KeyError, TypeError):
-            return self._learn(point)
-        keys = self._keys
-        parts = []
-        for key, value in point.fields.items():
-            prefix = keys.get(key)
-            kind = type(value)
-            if prefix is None:
-                return self._learn(point)
-            if kind is float:
-                if value - value != 0.0:  # type: ignore[operator]  # NaN or ±inf
-                    return encode(point)
-                parts.append(prefix + repr(value))
-            elif kind is str:
-                if '"' in value or "\\" in value:  # type: ignore[operator]
-                    value = value.replace("\\", "\\\\").replace('"', '\\"')  # type: ignore[union-attr]
-                parts.append(f'{prefix}"{value}"')
-            elif kind is int:
-                if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
-                    return encode(point)
-                parts.append(f"{prefix}{value}i")
-            elif kind is bool:
-                parts.append(prefix + ("true" if value else "false"))
-            else:
-                return encode(point)
-        time_ns = point.time_ns
-        if not parts or not _TIME_MIN <= time_ns <= _TIME_MAX:
-            return encode(point)
-        line = f"{head} {','.join(parts)} {time_ns}"
-        if not line.isascii():
-            try:
-                line.encode()
-            except UnicodeEncodeError:  # lone surrogates: let `encode` refuse it
-                return encode(point)
-        return line
-
-    def _learn(self, point: Point) -> str:
-        """Encode `point` the reference way and remember its series and field keys."""
-        line = encode(point)
-        try:
-            series_key = (point.measurement, *point.tags.items())
-            hash(series_key)
-        except TypeError:  # unhashable tag values: never cached
-            return line
-        if len(self._series) >= self._max_series:
-            self._series.clear()
-        self._series[series_key] = line[: _scan_series(line, 0)]
-        if len(self._keys) >= self._max_keys:
-            self._keys.clear()
-        for key in point.fields:
-            if key[0] not in "\t\x00":  # such a key is refused when first: keep checking
-                self._keys[key] = f"{_escape_key(key, 'field key')}="
-        return line
 
 
 def _scan_series(text: str, start: int) -> int:

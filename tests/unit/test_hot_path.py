@@ -15,11 +15,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.config import OutboxConfig
+from daemon.encoder import Encoder
 from daemon.errors import SinkAuthError
 from daemon.flusher import Flusher
 from daemon.metrics import Counters
 from daemon.outbox import Outbox
-from daemon.points import Encoder, Point, PointError, encode
+from daemon.points import Point, PointError, encode
 from daemon.state import StateDB
 
 _ANY_TEXT = st.text(st.characters(), max_size=6)
@@ -63,14 +64,38 @@ def test_encoder_gives_the_same_lines_and_errors_as_encode(batch: list[Point]) -
         assert _outcome(encoder, point) == _outcome(encode, point), point
 
 
+def test_encoder_handles_values_that_do_not_fit_the_cached_formatter() -> None:
+    """After a series and key set are cached, other types, NaN, escapes and odd keys still
+    encode (or fail) exactly as encode() does."""
+    encoder = Encoder()
+    tags = {"pdc": "FR ABC,P1=2"}
+    first = Point("m", tags, {"f": 1.5, "n": 2, "s": "x", "b": True, "{k}": 0.0}, 1)
+    assert encoder(first) == encode(first)
+    for fields in (
+        {"f": 2, "n": 2, "s": "x", "b": True, "{k}": 0.0},
+        {"f": 1.5, "n": 2.0, "s": "x", "b": False, "{k}": 0.0},
+        {"f": 1.5, "n": 2, "s": 'a "quoted" C:\\path', "b": True, "{k}": -0.0},
+        {"f": 1.5, "n": 2, "s": "Besançon ⚡", "b": True, "{k}": 1e300},
+        {"f": 1.5, "n": True, "s": "x", "b": 1, "{k}": 0.0},
+        {"f": math.nan, "n": 2, "s": "x", "b": True, "{k}": 0.0},
+        {"f": 1.5, "n": 2**63, "s": "x", "b": True, "{k}": 0.0},
+        {"f": 1.5, "n": 2, "s": "\udc80", "b": True, "{k}": 0.0},
+        {"f": 1.5, "n": 2, "s": None, "b": True, "{k}": 0.0},
+    ):
+        point = Point("m", tags, fields, 2)
+        assert _outcome(encoder, point) == _outcome(encode, point), fields
+    late = Point("m", tags, dict(first.fields), 2**63)
+    assert _outcome(encoder, late) == _outcome(encode, late)
+
+
 def test_encoder_caches_stay_bounded() -> None:
     """Endless new series and keys never grow the caches past their bounds."""
-    encoder = Encoder(max_series=10, max_keys=5)
+    encoder = Encoder(max_series=10, max_formatters=5)
     for n in range(100):
         point = Point("m", {"id": str(n)}, {f"k{n}": 1.5}, n)
         assert encoder(point) == encode(point)
     assert len(encoder._series) <= 10
-    assert len(encoder._keys) <= 5
+    assert len(encoder._formatters) <= 5
 
 
 class _RecordingSink:

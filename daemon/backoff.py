@@ -21,8 +21,12 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
+    def ceiling(self, attempt: int) -> float:
+        """The upper bound of the delay of attempt `attempt` (no jitter)."""
+        return min(self.cap, self.initial * 2.0 ** min(attempt, 30))
+
     def next(self) -> float:
-        ceiling = min(self.cap, self.initial * 2**self.attempt)
+        ceiling = self.ceiling(self.attempt)
         self.attempt += 1
         return self._rng.uniform(ceiling / 2, ceiling)
 

@@ -18,10 +18,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Protocol, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -34,11 +34,22 @@ __all__ = [
     "Collector",
     "CollectorContext",
     "DemoEnv",
+    "HttpUrl",
     "Job",
     "PolledCollector",
     "SourceConfig",
     "SourcePlugin",
 ]
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""A base URL option: http(s) only, trailing slash removed (paths are appended to it)."""
 
 
 class SourceConfig(BaseModel):

@@ -20,12 +20,11 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
 from daemon.checks.rules import SessionRulesConfig
-from daemon.collector import SourceConfig, SourcePlugin
+from daemon.collector import HttpUrl, SourceConfig, SourcePlugin
 from daemon.errors import ConfigError
 from daemon.registry import SOURCES, plugin
 from daemon.secrets import Secret
@@ -66,18 +65,11 @@ class EmbeddedSinkConfig(_Strict):
 
 
 class _HttpSink(_Strict):
-    url: str = "http://127.0.0.1:8086"
+    url: HttpUrl = "http://127.0.0.1:8086"
     gzip: bool = False
     verify_tls: bool = True
     ca_file: Path | None = None
     timeout_s: float = Field(10.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
 
 class InfluxV1SinkConfig(_HttpSink):

@@ -21,6 +21,8 @@ from datetime import time as clock_time
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from daemon.backoff import Backoff as BaseBackoff
+
 __all__ = [
     "AMSTERDAM",
     "Backoff",
@@ -85,10 +87,9 @@ def until_limit_reset(now: datetime) -> float:
     return (next_limit_reset(now) - now.astimezone(UTC)).total_seconds()
 
 
-class Backoff:
-    """Jittered exponential reconnect delays: attempt n waits uniformly in
-    [d/2, d] with d = min(cap, initial * 2**n); a connection that lasted `stable_after`
-    seconds resets the attempt counter."""
+class Backoff(BaseBackoff):
+    """The engine's jittered exponential backoff, plus the stable-connection rule: a
+    connection that lasted `stable_after` seconds resets the attempt counter."""
 
     def __init__(
         self,
@@ -99,12 +100,9 @@ class Backoff:
         cap: float = 60.0,
         stable_after: float = 60.0,
     ) -> None:
+        super().__init__(initial, cap, rng)
         self._clock = clock
-        self._rng = rng
-        self.initial = initial
-        self.cap = cap
         self.stable_after = stable_after
-        self.attempt = 0
         self._connected_at: float | None = None
 
     def connected(self) -> None:
@@ -112,12 +110,8 @@ class Backoff:
         self._connected_at = self._clock.monotonic()
 
     def reset(self) -> None:
-        self.attempt = 0
+        super().reset()
         self._connected_at = None
-
-    def ceiling(self, attempt: int) -> float:
-        """The upper bound of the delay of attempt `attempt` (no jitter)."""
-        return min(self.cap, self.initial * 2.0 ** min(attempt, 30))
 
     def next_delay(self) -> float:
         """The delay before the next connection attempt (call after a drop or failure)."""
@@ -127,9 +121,7 @@ class Backoff:
         ):
             self.attempt = 0
         self._connected_at = None
-        ceiling = self.ceiling(self.attempt)
-        self.attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
+        return self.next()
 
 
 class LoginLimiter:

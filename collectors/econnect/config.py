@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator
 
-from daemon.collector import SourceConfig
+from daemon.collector import HttpUrl, SourceConfig
 from daemon.secrets import Secret
 
 __all__ = ["DEFAULT_BASE_URL", "EconnectConfig"]
@@ -18,7 +18,7 @@ DEFAULT_BASE_URL = "https://api.services-emobility.com"
 class EconnectConfig(SourceConfig):
     """Where and how to pull eConnect station master data, and when."""
 
-    base_url: str = DEFAULT_BASE_URL
+    base_url: HttpUrl = DEFAULT_BASE_URL
     business_partner: str = Field(min_length=1)
     username: str = Field(min_length=1)
     password: Secret
@@ -31,13 +31,6 @@ class EconnectConfig(SourceConfig):
     retries: int = Field(5, ge=1, le=20)
     retry_max_wait_s: float = Field(60.0, ge=0)
     max_pages: int = Field(10_000, ge=1)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("business_partner")
     @classmethod

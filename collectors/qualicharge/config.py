@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.collector import SourceConfig
+from daemon.collector import HttpUrl, SourceConfig
 from daemon.secrets import Secret
 
 __all__ = ["DEFAULT_API_URL", "QualiChargeApiConfig", "QualiChargeConfig"]
@@ -24,7 +24,7 @@ class QualiChargeApiConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = DEFAULT_API_URL
+    base_url: HttpUrl = DEFAULT_API_URL
     username: str = Field(min_length=1)
     password: Secret
     statuses_interval_s: float = Field(300.0, ge=5)
@@ -35,13 +35,6 @@ class QualiChargeApiConfig(BaseModel):
     retries: int = Field(4, ge=1, le=20)
     retry_max_wait_s: float = Field(60.0, ge=0)
     relogin_margin_s: float = Field(120.0, ge=0, description="log in again this long before expiry")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
 
     @field_validator("stations", "pdcs")
     @classmethod

@@ -31,16 +31,19 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
-    """One influxd for the whole run (databases are per test)."""
-    server = InfluxServer(tmp_path_factory.mktemp("influxd"))
+def _serve(server: InfluxServer | VictoriaMetricsServer) -> Iterator[Any]:
     try:
         server.start()
     except ServiceUnavailable as exc:
         unavailable(str(exc))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def influx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxServer]:
+    """One influxd for the whole run (databases are per test)."""
+    yield from _serve(InfluxServer(tmp_path_factory.mktemp("influxd")))
 
 
 @dataclass
@@ -72,13 +75,7 @@ def influxdb(influx_server: InfluxServer) -> Iterator[InfluxDatabase]:
 @pytest.fixture(scope="session")
 def victoriametrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServer]:
     """A real VictoriaMetrics serving the InfluxDB v2 write API."""
-    server = VictoriaMetricsServer(tmp_path_factory.mktemp("vm"))
-    try:
-        server.start()
-    except ServiceUnavailable as exc:
-        unavailable(str(exc))
-    yield server
-    server.stop()
+    yield from _serve(VictoriaMetricsServer(tmp_path_factory.mktemp("vm")))
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -62,22 +61,50 @@ def _http_ok(url: str) -> bool:
 
 
 @dataclass
-class InfluxServer:
-    """An `influxd` (1.x) process with a private config and data directory."""
+class _ServerProcess:
+    """A server binary on free loopback ports with a private working directory."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
-    rpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        binary = shutil.which("influxd")
+    def _launch(self, binary_name: str, package: str, args: list[str], health_path: str) -> None:
+        binary = shutil.which(binary_name)
         if binary is None:
-            raise ServiceUnavailable("influxd not installed (apt-get install influxdb)")
+            raise ServiceUnavailable(f"{binary_name} not installed (apt-get install {package})")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / f"{binary_name}.log").open("ab")
+        self.process = subprocess.Popen(
+            [binary, *args], stdout=log, stderr=log, start_new_session=True
+        )
+        try:
+            wait_until(lambda: _http_ok(f"{self.url}{health_path}"), 30, f"{binary_name} to answer")
+        except AssertionError as exc:
+            self.stop()
+            raise ServiceUnavailable(f"{binary_name} did not start: {exc}") from exc
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+@dataclass
+class InfluxServer(_ServerProcess):
+    """An `influxd` (1.x) process with a private config and data directory."""
+
+    rpc_port: int = field(default_factory=free_port)
+
+    def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "influxdb.conf"
         config.write_text(
@@ -103,25 +130,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 """,
             encoding="utf-8",
         )
-        log = (self.workdir / "influxd.log").open("ab")
-        self.process = subprocess.Popen(
-            [binary, "-config", str(config)], stdout=log, stderr=log, start_new_session=True
-        )
-        try:
-            wait_until(lambda: _http_ok(f"{self.url}/ping"), 30, "influxd to answer /ping")
-        except AssertionError as exc:
-            self.stop()
-            raise ServiceUnavailable(f"influxd did not start: {exc}") from exc
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        self._launch("influxd", "influxdb", ["-config", str(config)], "/ping")
 
     def query(self, statement: str, database: str | None = None) -> list[dict[str, Any]]:
         """Run InfluxQL; returns the series list of the first result."""
@@ -156,52 +165,17 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
 
 @dataclass
-class VictoriaMetricsServer:
+class VictoriaMetricsServer(_ServerProcess):
     """A single-node VictoriaMetrics, a real server for the InfluxDB `/api/v2/write` path."""
 
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
     def start(self) -> None:
-        binary = shutil.which("victoria-metrics")
-        if binary is None:
-            raise ServiceUnavailable(
-                "victoria-metrics not installed (apt-get install victoria-metrics)"
-            )
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / "vm.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"-httpListenAddr=127.0.0.1:{self.port}",
-                f"-storageDataPath={self.workdir}/data",
-                "-search.latencyOffset=0s",
-                "-loggerLevel=ERROR",
-            ],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            wait_until(lambda: _http_ok(f"{self.url}/health"), 30, "VictoriaMetrics /health")
-        except AssertionError as exc:
-            self.stop()
-            raise ServiceUnavailable(f"victoria-metrics did not start: {exc}") from exc
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        args = [
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-storageDataPath={self.workdir}/data",
+            "-search.latencyOffset=0s",
+            "-loggerLevel=ERROR",
+        ]
+        self._launch("victoria-metrics", "victoria-metrics", args, "/health")
 
     def export(self, match: str) -> list[dict[str, Any]]:
         """Series matching a PromQL selector, from /api/v1/export (one JSON line each)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -246,22 +246,26 @@ class SessionReader:
         with self.engine.connect() as conn:
             return _aware(conn.execute(select(func.now())).scalar_one())
 
-    def _session(self, row: Any) -> ChargingSession:
-        sid, start, end, energy, updated, pdc, power, station, unit, siren, entity = row
-        return ChargingSession(
-            source=self._source,
-            session_id=str(sid),
-            pdc=pdc,
-            station=station,
-            operational_unit=unit or station[:5],
-            siren=siren or "",
-            start=_aware(start),
-            end=_aware(end),
-            energy_kwh=float(energy),
-            max_power_kw=float(power),
-            updated_at=_aware(updated),
-            entity=entity or "",
-        )
+    def _sessions(self, rows: Sequence[Any]) -> list[ChargingSession]:
+        """Rows of `statement` as sessions (one comprehension: this runs for every row)."""
+        source = self._source
+        return [
+            ChargingSession(
+                source,
+                str(sid),
+                pdc,
+                station,
+                unit or station[:5],
+                siren or "",
+                start if start.tzinfo is not None else start.replace(tzinfo=UTC),
+                end if end.tzinfo is not None else end.replace(tzinfo=UTC),
+                float(energy),
+                float(power),
+                updated if updated.tzinfo is not None else updated.replace(tzinfo=UTC),
+                entity or "",
+            )
+            for sid, start, end, energy, updated, pdc, power, station, unit, siren, entity in rows
+        ]
 
     async def pages(
         self, after: Watermark | None
@@ -285,7 +289,7 @@ class SessionReader:
 
         def fetch(result: Any) -> tuple[list[ChargingSession], Watermark | None]:
             rows = result.fetchmany(size)
-            sessions = [self._session(row) for row in rows]
+            sessions = self._sessions(rows)
             if not sessions:
                 return sessions, None
             last = sessions[-1]

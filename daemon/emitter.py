@@ -20,7 +20,7 @@ import structlog
 from daemon.encoder import Encoder
 from daemon.metrics import Counters
 from daemon.outbox import OnCommit, Outbox
-from daemon.points import Point, PointError
+from daemon.points import Point
 from daemon.records import ChargingSession
 from daemon.sessions import SessionJudge
 from daemon.state import Checkpoints
@@ -48,14 +48,8 @@ class Emitter:
         self._encoder = Encoder()
 
     def _encode(self, points: Iterable[Point]) -> tuple[list[str], list[tuple[str, str]]]:
-        lines: list[str] = []
-        bad: list[tuple[str, str]] = []
-        encode = self._encoder
-        for point in points:
-            try:
-                lines.append(encode(point))
-            except PointError as exc:
-                bad.append((repr(point), str(exc)))
+        lines, refused = self._encoder.encode_all(points)
+        bad = [(repr(point), reason) for point, reason in refused]
         if bad:
             self._counters.inc("errors", len(bad))
             self._log.error("point_rejected", count=len(bad), reason=bad[0][1], sample=bad[0][0])

@@ -64,6 +64,22 @@ def test_encoder_gives_the_same_lines_and_errors_as_encode(batch: list[Point]) -
         assert _outcome(encoder, point) == _outcome(encode, point), point
 
 
+@given(st.lists(points(), min_size=1, max_size=12))
+def test_encode_all_gives_the_lines_encode_accepts_and_its_reasons(batch: list[Point]) -> None:
+    """A batch through encode_all (twice, so the second pass hits the caches) yields the
+    accepted points' lines in order and encode's reason for every refused point."""
+    encoder = Encoder()
+    expected = [_outcome(encode, point) for point in batch]
+    if any(kind == "error" for kind, _ in expected):
+        return  # not a PointError: encode_all lets it through like encode does
+    for _ in range(2):
+        lines, refused = encoder.encode_all(batch)
+        assert lines == [text for kind, text in expected if kind == "line"]
+        assert [reason for _, reason in refused] == [
+            text for kind, text in expected if kind == "refused"
+        ]
+
+
 def test_encoder_handles_values_that_do_not_fit_the_cached_formatter() -> None:
     """After a series and key set are cached, other types, NaN, escapes and odd keys still
     encode (or fail) exactly as encode() does."""

@@ -95,14 +95,15 @@ class Flusher:
                 )
                 try:
                     dead = await self._deliver(batch, stop_on)
+                    if acking is not None:  # the previous batch's, long done in practice
+                        await acking
+                        acking = None
                 except BaseException:
                     prefetch.cancel()
                     raise
                 if dead is None:
                     prefetch.cancel()
                     return False
-                if acking is not None:
-                    await acking
                 acking = asyncio.create_task(self._ack(batch, dead))
                 batch = await prefetch
             return True

@@ -24,6 +24,7 @@ from daemon.checks.rules import (
     own_flags,
 )
 from daemon.records import ChargingSession
+from daemon.sessions import session_offset_ns
 from daemon.state import StateDB
 from tests.checks.conftest import Runner
 from tests.checks.seed_reference import frame, reference_flags
@@ -220,3 +221,11 @@ async def test_any_order_any_batching_matches_the_seed(
         _equivalent(runner, sessions)
     finally:
         db.close()
+
+
+def test_session_offset_is_stable_and_sub_second() -> None:
+    """A session's point offset is the same on every run (CRC-32 of its id) and below 1 s."""
+    assert session_offset_ns("3f0c2b9e-1111-4a2b-9c3d-aabbccddeeff") == 742_285_868
+    offsets = [session_offset_ns(f"session-{index}") for index in range(2000)]
+    assert all(0 <= offset < 1_000_000_000 for offset in offsets)
+    assert len(set(offsets)) == len(offsets)

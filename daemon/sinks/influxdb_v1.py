@@ -10,12 +10,14 @@ connections → `SinkRetryable` (with Retry-After when sent).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import ssl
 from typing import Any
 
 import aiohttp
+import structlog
 
 from daemon.config import InfluxV1SinkConfig
 from daemon.errors import SinkAuthError, SinkRejected, SinkRetryable
@@ -45,11 +47,11 @@ class InfluxV1Sink:
         self._params = {"db": config.database, "precision": config.precision}
         if config.retention_policy:
             self._params["rp"] = config.retention_policy
-        self._auth = (
-            aiohttp.BasicAuth(config.username, config.password.get_secret_value())
-            if config.username and config.password
-            else None
-        )
+        self._headers: dict[str, str] = {}
+        if config.username and config.password:
+            pair = f"{config.username}:{config.password.get_secret_value()}".encode()
+            self._headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        self._database_missing = config.create_database
 
     async def open(self) -> None:
         if self._http is None:
@@ -58,14 +60,26 @@ class InfluxV1Sink:
             )
             self._http = aiohttp.ClientSession(
                 connector=connector,
-                auth=self._auth,
+                headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout_s),
             )
-        if self._config.create_database:
-            await self.influxql(f'CREATE DATABASE "{_quote(self._config.database)}"', post=True)
+        if self._database_missing:
+            try:
+                await self._create_database()
+            except SinkRetryable as exc:  # the server is down: create it before the first write
+                structlog.get_logger("chargeflux.sink").warning(
+                    "influxdb_unreachable_at_start", error=str(exc)
+                )
+
+    async def _create_database(self) -> None:
+        """CREATE DATABASE is idempotent in InfluxDB 1.x; run once, before the first write."""
+        await self.influxql(f'CREATE DATABASE "{_quote(self._config.database)}"', post=True)
+        self._database_missing = False
 
     async def write(self, body: bytes, lines: int) -> None:
         assert self._http is not None, "open() first"
+        if self._database_missing:
+            await self._create_database()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self._config.gzip:
             body = await asyncio.to_thread(gzip.compress, body, 1)

@@ -314,3 +314,32 @@ async def test_a_locked_embedded_store_is_retried_not_fatal(
     await asyncio.wait_for(empty.wait(), 10)
     stored = await pipeline.sink.query("counter")
     assert [p.fields["n"] for p in stored] == list(range(15))
+
+
+async def test_create_database_waits_for_a_server_that_is_down_at_start(tmp_path) -> None:
+    """With create_database, a server down at start is not fatal: the database is created
+    before the first write once the server is up, and the points arrive."""
+    from daemon.config import InfluxV1SinkConfig
+    from daemon.errors import SinkRetryable
+    from daemon.metrics import Counters
+    from daemon.sinks.influxdb_v1 import InfluxV1Sink
+    from tests.servers import InfluxServer
+
+    server = InfluxServer(tmp_path / "influxd")
+    config = InfluxV1SinkConfig(
+        type="influxdb", url=server.url, database="created_late", create_database=True
+    )
+    sink = InfluxV1Sink(config, Counters("sink"))
+    await sink.open()  # nothing listens yet: no exception
+    try:
+        with pytest.raises(SinkRetryable):
+            await sink.write(b"m v=1 1", 1)
+        server.start()
+        try:
+            await sink.write(b"m v=1 1\nm v=2 2", 2)
+            rows = server.rows('SELECT count("v") FROM "m"', "created_late")
+            assert rows[0]["count"] == 2
+        finally:
+            server.stop()
+    finally:
+        await sink.close()

@@ -67,15 +67,22 @@ class Flusher:
             if self.blocked_reason is not None:  # until replace_sink(), not a busy loop
                 await _first(self._resumed, self._stop)
                 continue
-            if self._outbox.depth < self._config.batch_size:
-                self._outbox.committed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        _first(self._outbox.committed, self._stop), self._config.flush_interval_s
-                    )
+            await self._wait_for_batch()
             if self._stop.is_set():
                 return
             await self.flush(stop_on=self._stop)
+
+    async def _wait_for_batch(self) -> None:
+        """Wait until a full batch is committed or `flush_interval_s` has passed (or stop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.flush_interval_s
+        while self._outbox.depth < self._config.batch_size and not self._stop.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._outbox.committed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(self._outbox.committed, self._stop), remaining)
 
     async def flush(self, stop_on: asyncio.Event | None = None) -> bool:
         """Write batches until the outbox is empty (True) or writing is blocked (False).

@@ -306,16 +306,13 @@ def test_a_reload_whose_sink_fails_keeps_the_previous_config(
     child = Child(config)
     children.append(child)
     child.wait_event("counter_emitted", lambda e: e["next"] == 3)
-    unreachable = {
-        "type": "influxdb",
-        "url": f"http://127.0.0.1:{free_port()}",
-        "database": "x",
-        "create_database": True,
-    }
-    write_config(config, state, sink=unreachable, sources={"counter": {"per_run": 50}})
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    unopenable = {"type": "embedded", "path": str(blocker / "points.db")}
+    write_config(config, state, sink=unopenable, sources={"counter": {"per_run": 50}})
     child.signal(signal.SIGHUP)
     failed = child.wait_event("reload_failed")
-    assert "unreachable" in failed["error"] and failed["keeping"] == "current config"
+    assert "not-a-directory" in failed["error"] and failed["keeping"] == "current config"
     child.wait_event("counter_emitted", lambda e: e["next"] == 6)  # old per_run, old sink
     assert child.stop() == 0
     assert checkpoint(state) == 6

@@ -186,3 +186,43 @@ async def test_emitter_dead_letters_unencodable_points_and_commits_the_rest(
     [(reason, line)] = await outbox.dead_letters()
     assert "NaN" in reason and "nan" in line
     assert counters["errors"] == 1
+
+
+async def test_flusher_batches_small_commits_until_the_flush_interval(tmp_path: Path) -> None:
+    """Commits smaller than a batch are written together once the flush interval passes,
+    not one request per commit."""
+    from daemon.config import OutboxConfig
+    from daemon.flusher import Flusher
+
+    class CountingSink:
+        name = "counting"
+
+        def __init__(self) -> None:
+            self.requests: list[int] = []
+            self.all_written = asyncio.Event()
+
+        async def write(self, body: bytes, lines: int) -> None:
+            self.requests.append(lines)
+            if sum(self.requests) == 20:
+                self.all_written.set()
+
+    db = StateDB(tmp_path / "state.db")
+    outbox = Outbox(db, Counters("outbox"), chunk_lines=1000)
+    await outbox.start()
+    sink = CountingSink()
+    flusher = Flusher(
+        outbox, sink, OutboxConfig(batch_size=1000, flush_interval_s=0.3), Counters("sink")
+    )
+    task = asyncio.create_task(flusher.run())
+    try:
+        for n in range(20):
+            await outbox.put([f"m v={n} {n}"])
+        async with asyncio.timeout(5):
+            await sink.all_written.wait()
+    finally:
+        flusher.stop()
+        await task
+        await outbox.close()
+        db.close()
+    assert sum(sink.requests) == 20
+    assert len(sink.requests) <= 2, sink.requests

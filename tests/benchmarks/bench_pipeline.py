@@ -96,14 +96,14 @@ def stored_counts(influx: InfluxServer, database: str, measurements: list[str]) 
 # ---- contenders ----------------------------------------------------------------------------
 
 
-def run_chargeflux(emits: list[Emit], url: str, database: str) -> float:
+def run_chargeflux(emits: list[Emit], url: str, database: str, synchronous: str = "full") -> float:
     """Emitters → outbox → flusher → InfluxDB 1.x sink; seconds until all acknowledged."""
     state_dir = Path(tempfile.mkdtemp(prefix="bench-state-"))
     config = parse_config(
         {
             "state_dir": str(state_dir),
             "sink": {"type": "influxdb", "url": url, "database": database},
-            "outbox": {"batch_size": BATCH},
+            "outbox": {"batch_size": BATCH, "synchronous": synchronous},
         },
         "<bench>",
     )
@@ -299,14 +299,23 @@ def main() -> int:
     parser.add_argument("--rss-points", type=int, default=5_000_000)
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument(
+        "--synchronous",
+        choices=("full", "normal"),
+        default="full",
+        help="the outbox's SQLite synchronous mode (full: the default, durable on power loss)",
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
-    print(f"cores: {os.cpu_count()}; load average at start: {os.getloadavg()}")
+    print(
+        f"cores: {os.cpu_count()}; load average at start: {os.getloadavg()}; "
+        f"outbox synchronous={args.synchronous}"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     ok = True
     try:
         if not args.skip_throughput:
-            ok &= throughput(args.points, args.rounds, workdir)
+            ok &= throughput(args.points, args.rounds, workdir, args.synchronous)
         if not args.skip_rss:
             ok &= memory(args.rss_points, workdir)
     finally:
@@ -315,7 +324,7 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def throughput(total: int, rounds: int, workdir: Path) -> bool:
+def throughput(total: int, rounds: int, workdir: Path, synchronous: str) -> bool:
     started = time.perf_counter()
     emits = build_emits(total)
     points = count_points(emits)
@@ -336,21 +345,27 @@ def throughput(total: int, rounds: int, workdir: Path) -> bool:
     assert influx.process is not None
     influxd = psutil.Process(influx.process.pid)
     contenders: dict[str, Callable[[str], float]] = {
-        "chargeflux": lambda db: run_chargeflux(emits, influx.url, db),
+        "chargeflux": lambda db: run_chargeflux(emits, influx.url, db, synchronous),
         "raw POST": lambda db: run_raw(bodies, influx.port, db),
         "WriteApi": lambda db: run_writeapi(records, influx.url, db),
     }
     names = list(contenders)
     times: dict[str, list[float]] = {name: [] for name in names}
     try:
+        # warm-up, not timed: a fresh influxd is slower on its first writes (heap growth,
+        # first shards), which would penalise whichever contender runs first
+        warm_up = influx.create_database()
+        run_raw(bodies[: len(bodies) // 4], influx.port, warm_up)
+        influx.drop_database(warm_up)
         for round_index in range(rounds):
             order = names[round_index % 3 :] + names[: round_index % 3]
             for name in order:
                 database = influx.create_database()
                 wait_idle(influxd)
-                cpu_before = influxd.cpu_times()
+                cpu_before, own_before = influxd.cpu_times(), os.times()
                 elapsed = contenders[name](database)
                 cpu = sum(influxd.cpu_times()[:2]) - sum(cpu_before[:2])
+                own = sum(os.times()[:2]) - sum(own_before[:2])
                 stored = stored_counts(influx, database, list(expected))
                 influx.drop_database(database)
                 if stored != expected:
@@ -358,7 +373,8 @@ def throughput(total: int, rounds: int, workdir: Path) -> bool:
                 times[name].append(elapsed)
                 print(
                     f"round {round_index + 1} {name:>10}: {elapsed:6.2f} s "
-                    f"{points / elapsed:9,.0f} points/s (influxd {cpu / elapsed:.2f} cores)"
+                    f"{points / elapsed:9,.0f} points/s (influxd {cpu / elapsed:.2f} cores, "
+                    f"{name} {own / elapsed:.2f} cores, {own / points * 1e6:.1f} µs/point)"
                 )
     finally:
         influx.stop()

@@ -88,7 +88,8 @@ class Encoder:
         """The line of `point` (no trailing newline); `PointError` as `encode` raises it."""
         fields = point.fields
         try:
-            head = self._series[(point.measurement, *point.tags.items())]
+            tags = point.tags
+            head = self._series[(point.measurement, *tags, *tags.values())]
             format_fields = self._formatters[tuple(fields)]
         except (KeyError, TypeError):
             return self._learn(point)
@@ -114,7 +115,8 @@ class Encoder:
         for point in points:
             fields = point.fields
             try:
-                head = series[(point.measurement, *point.tags.items())]
+                tags = point.tags
+                head = series[(point.measurement, *tags, *tags.values())]
                 body = formatters[tuple(fields)](fields)
             except (KeyError, TypeError):
                 body = None
@@ -134,7 +136,7 @@ class Encoder:
         """Encode `point` the reference way, then remember its series and field keys."""
         line = encode(point)
         try:
-            series = (point.measurement, *point.tags.items())
+            series = (point.measurement, *point.tags, *point.tags.values())
             keys = tuple(point.fields)
             hash(series)
         except TypeError:  # unhashable tag values: never cached

@@ -10,13 +10,9 @@ from typing import Any
 from collectors.econnect.cli import add_cli
 from collectors.econnect.collector import EconnectCollector
 from collectors.econnect.config import EconnectConfig
-from daemon.collector import CollectorContext, DemoEnv, SourcePlugin
+from daemon.collector import DemoEnv, SourcePlugin
 
 __all__ = ["PLUGIN", "EconnectConfig"]
-
-
-def _create(config: EconnectConfig, ctx: CollectorContext) -> EconnectCollector:
-    return EconnectCollector(config, ctx)
 
 
 @asynccontextmanager
@@ -40,7 +36,7 @@ async def _demo(env: DemoEnv) -> AsyncIterator[dict[str, Any]]:
 PLUGIN: SourcePlugin[EconnectConfig] = SourcePlugin(
     name="econnect",
     config_model=EconnectConfig,
-    create=_create,
+    create=EconnectCollector,
     demo=_demo,
     add_cli=add_cli,
 )

@@ -13,13 +13,9 @@ from typing import Any
 
 from collectors.enedis.collector import EnedisCollector
 from collectors.enedis.config import EnedisConfig
-from daemon.collector import CollectorContext, DemoEnv, SourcePlugin
+from daemon.collector import DemoEnv, SourcePlugin
 
 __all__ = ["PLUGIN", "EnedisCollector", "EnedisConfig"]
-
-
-def _create(config: EnedisConfig, ctx: CollectorContext) -> EnedisCollector:
-    return EnedisCollector(config, ctx)
 
 
 @asynccontextmanager
@@ -45,5 +41,5 @@ async def _demo(env: DemoEnv) -> AsyncIterator[dict[str, Any]]:
 
 
 PLUGIN: SourcePlugin[EnedisConfig] = SourcePlugin(
-    name="enedis", config_model=EnedisConfig, create=_create, demo=_demo
+    name="enedis", config_model=EnedisConfig, create=EnedisCollector, demo=_demo
 )

@@ -10,13 +10,9 @@ from typing import Any
 
 from collectors.qualicharge.collector import QualiChargeCollector
 from collectors.qualicharge.config import QualiChargeConfig
-from daemon.collector import CollectorContext, DemoEnv, SourcePlugin
+from daemon.collector import DemoEnv, SourcePlugin
 
 __all__ = ["PLUGIN", "QualiChargeConfig"]
-
-
-def _create(config: QualiChargeConfig, ctx: CollectorContext) -> QualiChargeCollector:
-    return QualiChargeCollector(config, ctx)
 
 
 @asynccontextmanager
@@ -46,6 +42,6 @@ async def _demo(env: DemoEnv) -> AsyncIterator[dict[str, Any]]:
 PLUGIN: SourcePlugin[QualiChargeConfig] = SourcePlugin(
     name="qualicharge",
     config_model=QualiChargeConfig,
-    create=_create,
+    create=QualiChargeCollector,
     demo=_demo,
 )

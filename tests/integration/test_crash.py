@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -45,12 +46,15 @@ class State:
     dead_letters: int
 
 
-def read_state(path: Path) -> State | None:
-    """The state database as a read-only observer sees it (None before it is set up)."""
+def read_state(path: Path, *, read_only: bool = True) -> State | None:
+    """The state database as an observer sees it (None before it is set up): read-only
+    while a child runs; `read_only=False` once no child is left (a cleanly closed WAL
+    database has no -shm file for a read-only connection to use)."""
     if not path.exists():
         return None
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        mode = "ro" if read_only else "rw"
+        conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, timeout=10)
         try:
             row = conn.execute(
                 "SELECT value FROM checkpoints WHERE collector = ? AND key = 'next'", (SOURCE,)
@@ -88,6 +92,28 @@ class ChildDaemon:
         return code
 
 
+def steady_port() -> int:
+    """A free loopback port below the ephemeral range. While our influxd is down for a
+    restart, its port is free: an ephemeral one could be taken meanwhile by another
+    process's free_port() or outgoing connection, and the restart would fail or, worse,
+    find someone else's server there."""
+    try:
+        ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        first_ephemeral = int(ephemeral[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768
+    picker = random.SystemRandom()
+    for _ in range(200):
+        port = picker.randrange(10_000, first_ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
+
+
 def outage_plan(rng: random.Random) -> dict[int, str]:
     """Kill cycle → "stop"/"start" InfluxDB: OUTAGES outages of 1 to 3 kill cycles each."""
     plan: dict[int, str] = {}
@@ -122,7 +148,7 @@ def test_sigkill_and_influxdb_restarts_lose_and_duplicate_nothing(tmp_path: Path
     seed = int(os.environ.get("CHARGEFLUX_CRASH_SEED", random.randrange(2**32)))
     print(f"crash test seed: {seed} (CHARGEFLUX_CRASH_SEED={seed} replays it)")
     rng = random.Random(seed)
-    influx = InfluxServer(tmp_path / "influxd")
+    influx = InfluxServer(tmp_path / "influxd", port=steady_port(), rpc_port=steady_port())
     try:
         influx.start()
     except ServiceUnavailable as exc:
@@ -181,7 +207,7 @@ def test_sigkill_and_influxdb_restarts_lose_and_duplicate_nothing(tmp_path: Path
         wait_progress(seen, "progress in the final run")
         assert child.terminate(timeout=180) == 0, "the clean run did not drain and exit 0"
         child = None
-        final = read_state(state_db)
+        final = read_state(state_db, read_only=False)
         assert final is not None
         print(f"final checkpoint {final.next}; kills with a backlog: {backlog_kills}/{KILLS}")
         assert final.backlog == 0, "the clean run left points in the outbox"

@@ -198,8 +198,12 @@ def test_sigkill_and_influxdb_restarts_lose_and_duplicate_nothing(tmp_path: Path
             child.kill()
             child = None
             assert before is not None
-            seen = before.next
             backlog_kills += before.backlog > 0
+            # what survived the kill (the child may have committed after `before` was read):
+            # the next run must commit beyond it, so waiting for progress proves it is running
+            after = read_state(state_db)
+            assert after is not None and after.next >= before.next
+            seen = after.next
         if not influx_up:
             influx.start()
 

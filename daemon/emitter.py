@@ -21,7 +21,7 @@ from daemon.encoder import Encoder
 from daemon.metrics import Counters
 from daemon.outbox import OnCommit, Outbox
 from daemon.points import Point
-from daemon.records import ChargingSession
+from daemon.records import Sessions
 from daemon.sessions import SessionJudge
 from daemon.state import Checkpoints
 
@@ -88,7 +88,7 @@ class Emitter:
 
     async def sessions(
         self,
-        sessions: Sequence[ChargingSession],
+        sessions: Sessions,
         *,
         checkpoint: Mapping[str, Any] | None = None,
         points: Sequence[Point] = (),

@@ -11,12 +11,11 @@ asks it for the points to write and the ledger writes to commit in the same tran
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from typing import Protocol
 
 from daemon.outbox import OnCommit
 from daemon.points import Point, to_ns
-from daemon.records import ChargingSession
+from daemon.records import ChargingSession, SessionBatch, Sessions
 
 __all__ = ["AcceptAll", "SessionJudge", "session_offset_ns", "session_point"]
 
@@ -59,7 +58,7 @@ class SessionJudge(Protocol):
         ...
 
     async def judge(
-        self, source: str, sessions: Sequence[ChargingSession]
+        self, source: str, sessions: Sessions
     ) -> tuple[list[Point], OnCommit | None]: ...
 
 
@@ -69,7 +68,7 @@ class AcceptAll:
     async def load(self) -> None:
         return None
 
-    async def judge(
-        self, source: str, sessions: Sequence[ChargingSession]
-    ) -> tuple[list[Point], OnCommit | None]:
+    async def judge(self, source: str, sessions: Sessions) -> tuple[list[Point], OnCommit | None]:
+        if isinstance(sessions, SessionBatch):
+            sessions = sessions.sessions()
         return [session_point(session, True) for session in sessions], None

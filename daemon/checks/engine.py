@@ -47,7 +47,7 @@ from daemon.checks.rules import DUPS, ENEA, ENEU, ENEX, NEGS, ODUS, OVLP, Sessio
 from daemon.checks.verdicts import retraction_points, session_points
 from daemon.outbox import OnCommit
 from daemon.points import Point
-from daemon.records import ChargingSession
+from daemon.records import ChargingSession, SessionBatch, Sessions
 from daemon.sessions import session_point
 from daemon.state import StateDB
 
@@ -113,10 +113,10 @@ class SessionEngine:
             )
         self._loaded = True
 
-    async def judge(
-        self, source: str, sessions: Sequence[ChargingSession]
-    ) -> tuple[list[Point], OnCommit | None]:
+    async def judge(self, source: str, sessions: Sessions) -> tuple[list[Point], OnCommit | None]:
         """Points for the sessions (and for re-judged neighbours), and the ledger writes."""
+        if isinstance(sessions, SessionBatch):
+            sessions = sessions.sessions()
         if not self._loaded:
             await self.load()
         if not sessions:

@@ -94,6 +94,8 @@ class Emitter:
         points: Sequence[Point] = (),
     ) -> None:
         """Judge `sessions`, then commit their points, ledger rows and `checkpoint` at once."""
-        judged, ledger = await self._judge.judge(self._source, sessions)
-        lines, bad = self._encode([*judged, *points])
-        await self._outbox.put(lines, self._on_commit(checkpoint, bad, ledger))
+        judged = await self._judge.judge(self._source, sessions)
+        lines, bad = self._encode([*judged.points, *points])
+        await self._outbox.put(
+            [*judged.lines, *lines], self._on_commit(checkpoint, bad, judged.on_commit)
+        )

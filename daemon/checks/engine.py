@@ -1,17 +1,19 @@
 """The streaming session exclusion engine (a `daemon.sessions.SessionJudge`).
 
-`judge(source, sessions)` judges each session once, in O(1) for a session arriving in order:
-its own rules (NEGS, ENEU, ENEA, ODUS, ENEX) from its own fields, the neighbour rules (DUPS,
-OVLP) against the previous session of its charge point kept in memory. A late session is put
-between its true neighbours and the one after it is re-judged; a session seen before (a
-correction upstream, or a replay) replaces its old version — the neighbour after the old
-place and the one after the new place are re-judged — and the points written for the old
-version are corrected (see `verdicts`). A version older than the one already judged (by
-`updated_at`, when the source gives it) is ignored. Only verdicts that changed produce points.
+`judge(source, sessions)` judges a batch of sessions in columns (`SessionBatch`): the own
+rules (NEGS, ENEU, ENEA, ODUS, ENEX) element-wise over whole columns, the neighbour rules
+(DUPS, OVLP) against the previous session of the same charge point in the seed's order
+(charge point, start, end, session id), which `Memory` keeps sorted and places a whole
+batch into at once. Each session costs O(1) numpy work plus a binary search; a late session
+lands between its true neighbours and the one after it is re-judged; a session seen before
+(a correction upstream, or a replay) replaces its old version — the neighbours of the old
+place and of the new one are re-judged — and the points written for the old version are
+corrected (see `verdicts`). A version older than the one already judged (by `updated_at`,
+when the source gives it) is ignored. Only verdicts that changed produce points.
 
 The returned `on_commit` writes the ledger rows of every changed verdict inside the outbox
 transaction, so points, ledger, monthly totals and (through the emitter) the collector's
-checkpoint commit together. Memory is the per-charge-point sessions of the last
+checkpoint commit together. Memory holds each charge point's sessions of the last
 `horizon_days`; the ledger holds everything, and a session older than what memory holds
 reads its neighbours back from it (one query per charge point and batch, not per session).
 
@@ -24,37 +26,47 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Sequence
-from datetime import datetime, timedelta
-from operator import attrgetter
-from typing import Any
+from dataclasses import dataclass, field
+from itertools import repeat
 
+import numpy as np
+import numpy.typing as npt
 import structlog
 
-from daemon.checks import neighbours as nb
-from daemon.checks.ledger import (
-    SELECT_COLUMNS,
-    Record,
-    dt_to_ns,
-    ensure_schema,
-    ns_to_dt,
-    record_session,
-    row_record,
-    session_record,
-    write_verdicts,
-)
-from daemon.checks.rules import DUPS, ENEA, ENEU, ENEX, NEGS, ODUS, OVLP, SessionRulesConfig
-from daemon.checks.verdicts import retraction_points, session_points
+from daemon.checks import ledger as store
+from daemon.checks.memory import MIN_NS, Memory
+from daemon.checks.rules import NEIGHBOUR_RULES, SessionRulesConfig, own_flags_array
+from daemon.checks.verdicts import new_session_points, rejudged_points
 from daemon.outbox import OnCommit
 from daemon.points import Point
-from daemon.records import ChargingSession, SessionBatch, Sessions
-from daemon.sessions import session_point
+from daemon.records import NO_TIME, SessionBatch, Sessions, as_batch
+from daemon.sessions import Judgement, SessionLines
 from daemon.state import StateDB
 
 __all__ = ["SessionEngine", "build_session_judge"]
 
-_START = attrgetter("start")
-Rows = list[tuple[Record, int]]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass
+class SourceState:
+    """The engine's memory of one source (sessions of two sources are never compared)."""
+
+    memory: Memory
+    seq: int = 0  # batches judged
+    committed: int = 0  # last batch whose ledger rows were committed
+    trimmed: int = 0  # live rows after the last trim
+    heads: dict[int, str] = field(default_factory=dict)  # place → series key of its lines
+
+
+@dataclass
+class Verdicts:
+    """What one batch changed: rows first judged, rows re-judged (row → flags before), and
+    corrected sessions (new row → old row)."""
+
+    fresh: list[int] = field(default_factory=list)
+    before: dict[int, int] = field(default_factory=dict)
+    corrected: dict[int, int] = field(default_factory=dict)
 
 
 class SessionEngine:
@@ -64,323 +76,260 @@ class SessionEngine:
         self.config = config
         self._db = db
         self._mask = config.mask
-        self._horizon = timedelta(days=config.horizon_days)
-        self._span = self._horizon * 1.5
-        self._sources: dict[str, nb.SourceState] = {}
+        self._horizon_ns = int(config.horizon_days * 86_400 * 1_000_000_000)
+        self._sources: dict[str, SourceState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._loaded = False
+        self._lines = SessionLines()
         self._log = structlog.get_logger("chargeflux.checks.sessions")
+
+    # -------------------------------------------------------------------- introspection
+
+    def flags(self, source: str) -> dict[str, int]:
+        """Current rule bits of every session of `source` held in memory."""
+        state = self._sources.get(source)
+        if state is None:
+            return {}
+        memory = state.memory
+        bits = memory.col("flags")
+        return {sid: int(bits[row]) for sid, row in memory.ids.items()}
+
+    def remembered(self, source: str) -> int:
+        """How many sessions of `source` memory holds."""
+        state = self._sources.get(source)
+        return 0 if state is None else len(state.memory.ids)
+
+    # -------------------------------------------------------------------------- loading
 
     async def load(self) -> None:
         """Create the ledger if needed and read back the recent sessions of every source."""
-        horizon_ns = int(self._horizon.total_seconds()) * 1_000_000_000
+        horizon = self._horizon_ns
 
-        def read(conn: sqlite3.Connection) -> dict[str, tuple[int, list[tuple[Any, ...]]]]:
-            ensure_schema(conn)
-            # The ledger's indexes take random inserts (session ids, charge points): SQLite's
-            # default 2 MB page cache makes each one a read from the OS; 64 MB keeps them hot.
-            if conn.execute("PRAGMA cache_size").fetchone()[0] > -65536:
-                conn.execute("PRAGMA cache_size = -65536")
+        def read(conn: sqlite3.Connection) -> dict[str, tuple[int, SessionBatch, Ints]]:
+            store.ensure_schema(conn)
             found = {}
-            maxima = conn.execute(
-                "SELECT source, MAX(start_ns) FROM session_ledger GROUP BY source"
-            ).fetchall()
-            for source, latest in maxima:
-                cutoff = latest - horizon_ns
-                rows = conn.execute(
-                    f"SELECT {SELECT_COLUMNS} FROM session_ledger "  # noqa: S608
-                    "WHERE source = ? AND start_ns >= ?",
-                    (source, cutoff),
-                ).fetchall()
-                found[source] = (cutoff, rows)
+            for source, latest in store.latest_starts(conn).items():
+                cutoff = latest - horizon
+                found[source] = (cutoff, *store.read_since(conn, source, cutoff))
             return found
 
         found = await self._db.run(read)
         self._sources.clear()
-        for source, (cutoff, rows) in found.items():
-            state = nb.SourceState(ns_to_dt(cutoff))
-            by_pdc: dict[str, list[Record]] = {}
-            for row in rows:
-                record = row_record(row)
-                by_pdc.setdefault(record[7], []).append(record)
-            for name, pdc_rows in by_pdc.items():
-                pdc = state.pdcs[name] = nb.PdcState(state.lo)
-                nb.prepend(state, pdc, pdc_rows, state.lo)
-                pdc.trim_at = pdc.items[0][0] + self._span
-            self._sources[source] = state
+        for source, (cutoff, batch, flags) in found.items():
+            memory = Memory(cutoff)
+            self._remember(memory, batch, flags)
+            self._sources[source] = SourceState(memory, trimmed=memory.live_rows())
             self._log.info(
-                "session_engine_loaded", source=source, sessions=len(rows), pdcs=len(by_pdc)
+                "session_engine_loaded", source=source, sessions=len(batch), pdcs=len(memory.pdcs)
             )
         self._loaded = True
 
-    async def judge(self, source: str, sessions: Sessions) -> tuple[list[Point], OnCommit | None]:
+    @staticmethod
+    def _remember(memory: Memory, batch: SessionBatch, flags: Ints) -> None:
+        """Put sessions read back from the ledger in memory (skipping those already there)."""
+        if not len(batch):
+            return
+        ids = memory.ids
+        if any(sid in ids for sid in batch.session_id):
+            keep = [index for index, sid in enumerate(batch.session_id) if sid not in ids]
+            batch, flags = batch.take(keep), flags[keep]
+        rows = memory.append(batch, flags, memory.pdc_numbers(batch.pdc))
+        memory.place(rows)
+
+    # -------------------------------------------------------------------------- judging
+
+    async def judge(self, source: str, sessions: Sessions) -> Judgement:
         """Points for the sessions (and for re-judged neighbours), and the ledger writes."""
-        if isinstance(sessions, SessionBatch):
-            sessions = sessions.sessions()
         if not self._loaded:
             await self.load()
-        if not sessions:
-            return [], None
+        batch = _latest_versions(as_batch(source, sessions))
+        if not len(batch):
+            return Judgement([], [], None)
         lock = self._locks.setdefault(source, asyncio.Lock())
         async with lock:
             state = self._sources.get(source)
             if state is None:
-                state = self._sources[source] = nb.SourceState()
-            if state.trims and state.committed == state.seq:
-                self._trim(state)
-            await self._recall(source, state, sessions)
+                state = self._sources[source] = SourceState(Memory())
+            if state.committed == state.seq:
+                self._forget(state)
+            await self._recall(source, state, batch)
             state.seq += 1
-            batch = nb.Batch(state.seq, self._mask)
-            fresh = self._run(state, sessions, batch)
-            points, rows = self._verdicts(source, state, fresh, batch)
-        return points, self._writer(source, state, batch.seq, rows)
+            verdicts = self._run(state, batch)
+            points, lines = self._points(source, state, verdicts)
+            rows = self._ledger_rows(source, state.memory, verdicts)
+        return Judgement(points, lines, self._writer(state, state.seq, rows))
 
-    def _run(
-        self, state: nb.SourceState, sessions: Sequence[ChargingSession], batch: nb.Batch
-    ) -> list[ChargingSession | None]:
-        """The hot loop: judge every session; returns the sessions first seen in this batch
-        (None where a later session of the same batch superseded one)."""
-        config = self.config
-        negs_below, odus_min = config.negs_below_s, config.odus_min_kwh
-        eneu_max, enea_factor = config.eneu_max_kwh, config.enea_factor
-        enex_min, enex_factor = config.enex_min_kwh, config.enex_factor
-        mask, span = batch.mask, self._span
-        stamp = batch.seq << nb.SHIFT
-        pdcs, records, lo, trims = state.pdcs, state.records, state.lo, state.trims
-        fresh: list[ChargingSession | None] = []
-        keep = fresh.append
-        for session in sessions:
-            sid = session.session_id
-            start = session.start
-            end = session.end
-            energy = session.energy_kwh
-            power = session.max_power_kw
-            # Same arithmetic as rules.own_flags (inlined: this loop is the hot path).
-            duration = (end - start).total_seconds()
-            flags = (NEGS | ODUS if energy > odus_min else NEGS) if duration < negs_below else 0
-            if energy > eneu_max:
-                flags |= ENEU
-            enea_max = duration / 3600 * power
-            if energy > enea_max * enea_factor:
-                flags |= ENEA
-            if energy > enex_min and energy > enea_max * enex_factor:
-                flags |= ENEX
-            name = session.pdc
-            if sid in records:
-                self._correct(state, session, (flags & mask) | stamp, batch, fresh)
-                continue
-            pdc = pdcs.get(name)
-            if pdc is None:
-                pdc = pdcs[name] = nb.PdcState(lo, start + span)
-            items = pdc.items
-            if items:
-                last = items[-1]
-                before = last[0]
-                if before < start or (before == start and (last[1], last[2]) < (end, sid)):
-                    if start < last[1]:
-                        flags |= OVLP
-                    if start == before and end == last[1]:
-                        flags |= DUPS
-                    record = (
-                        start,
-                        end,
-                        sid,
-                        (flags & mask) | stamp,
-                        energy,
-                        power,
-                        session.updated_at,
-                        name,
-                        session.station,
-                        session.operational_unit,
-                        session.siren,
-                        session.entity,
-                    )
-                    items.append(record)
-                    records[sid] = record
-                    keep(session)
-                    if start > pdc.trim_at:
-                        trims.add(name)
-                    continue
-                nb.insert(state, pdc, session_record(session, (flags & mask) | stamp), batch)
-            else:
-                record = session_record(session, (flags & mask) | stamp)
-                items.append(record)
-                records[sid] = record
-                pdc.trim_at = start + span
-            keep(session)
-        return fresh
+    def _run(self, state: SourceState, batch: SessionBatch) -> Verdicts:
+        """Judge `batch` into memory; returns what changed."""
+        memory = state.memory
+        mask = self._mask
+        duration = (batch.end_ns - batch.start_ns) / 1e9
+        own = own_flags_array(self.config, duration, batch.energy_kwh, batch.max_power_kw) & mask
+        ids = memory.ids
+        old = np.asarray(list(map(ids.get, batch.session_id, repeat(-1))), np.int64)
+        seen = old >= 0
+        if seen.any():
+            stale = np.zeros(len(batch), bool)
+            known_updated = memory.col("updated")[old[seen]]
+            new_updated = batch.updated_ns[seen]
+            stale[seen] = (
+                (known_updated != NO_TIME)
+                & (new_updated != NO_TIME)
+                & (new_updated < known_updated)
+            )
+            if stale.any():
+                keep = np.flatnonzero(~stale)
+                batch, own, old = batch.take(keep), own[keep], old[keep]
+                seen = old >= 0
+        verdicts = Verdicts()
+        if not len(batch):
+            return verdicts
+        replaced = old[seen]
+        near = np.empty(0, np.int64)
+        if len(replaced):
+            after = memory.unplace(replaced)
+            around = np.concatenate([after - 1, after])
+            around = around[(around >= 0) & (around < len(memory.order))]
+            near = np.unique(memory.order[around])  # rows next to where old versions were
+        rows = memory.append(batch, own, memory.pdc_numbers(batch.pdc))
+        flags = memory.col("flags")
+        for new_row, old_row in zip(rows[seen].tolist(), replaced.tolist(), strict=True):
+            verdicts.corrected[new_row] = old_row
+        placed = memory.place(rows)
+        positions = memory.run_positions(np.concatenate([placed, memory.positions(near)]))
+        judged_rows, bits = memory.neighbour_bits(positions, mask)
+        current = flags[judged_rows]
+        updated = (current & ~NEIGHBOUR_RULES) | bits
+        is_new = judged_rows >= rows[0]
+        changed = (updated != current) & ~is_new
+        for row, value in zip(
+            judged_rows[changed].tolist(), current[changed].tolist(), strict=True
+        ):
+            verdicts.before.setdefault(row, value)
+        flags[judged_rows] = updated
+        verdicts.fresh = rows.tolist()
+        return verdicts
 
-    def _correct(
-        self,
-        state: nb.SourceState,
-        session: ChargingSession,
-        value: int,
-        batch: nb.Batch,
-        fresh: list[ChargingSession | None],
-    ) -> None:
-        """A session seen before: take its old version out, put the new one in."""
-        sid = session.session_id
-        old = state.records[sid]
-        updated = session.updated_at
-        if old[6] is not None and updated is not None and updated < old[6]:
-            return  # an older version than the one judged (a replayed page): ignored
-        if old[3] >> nb.SHIFT == batch.seq and sid not in batch.touched:
-            # First seen in this batch: its earlier version is listed in `fresh`.
-            for index in range(len(fresh) - 1, -1, -1):
-                earlier = fresh[index]
-                if earlier is not None and earlier.session_id == sid:
-                    fresh[index] = None
-                    break
-            fresh.append(session)
-        else:
-            batch.before(old, corrected=True)
-        nb.remove(state, state.pdcs[old[7]], old, batch)
-        pdc = state.pdcs.get(session.pdc)
-        if pdc is None:
-            pdc = state.pdcs[session.pdc] = nb.PdcState(state.lo, session.start + self._span)
-        nb.insert(state, pdc, session_record(session, value), batch)
+    def _points(
+        self, source: str, state: SourceState, verdicts: Verdicts
+    ) -> tuple[list[Point], list[str]]:
+        memory, heads = state.memory, state.heads
 
-    def _verdicts(
-        self,
-        source: str,
-        state: nb.SourceState,
-        fresh: list[ChargingSession | None],
-        batch: nb.Batch,
-    ) -> tuple[list[Point], tuple[Rows, Rows]]:
-        """Points and ledger rows (new sessions, changed ones) of every verdict this batch
-        created or changed."""
-        config = self.config
-        records = state.records
-        points: list[Point] = []
-        rows: Rows = []
-        changed: Rows = []
-        add = points.append
-        row = rows.append
-        for session in fresh:
-            if session is None:
-                continue
-            record = records[session.session_id]
-            flags = record[3] & nb.BITS
-            if flags:
-                previous = self._previous(source, state, record, flags)
-                points.extend(session_points(session, flags, previous, config))
-            else:
-                add(session_point(session, True))
-            row((record, flags))
-        for sid, (old, corrected) in batch.touched.items():
-            record = records[sid]
-            flags = record[3] & nb.BITS
-            old_flags = old[3] & nb.BITS
-            if not corrected and old_flags == flags:
-                continue  # re-judged back to the verdict already stored
-            session = record_session(source, record)
-            if corrected or old_flags & ~flags:
-                points.extend(
-                    retraction_points(
-                        record_session(source, old),
-                        old_flags,
-                        session,
-                        flags,
-                        corrected=corrected,
-                    )
-                )
-            previous = self._previous(source, state, record, flags)
-            points.extend(session_points(session, flags, previous, config))
-            changed.append((record, flags))
-        return points, (rows, changed)
+        def head(place: int) -> str:
+            found = heads.get(place)
+            if found is None:
+                pdc, station, unit, siren, _ = memory.place_list[place]
+                found = heads[place] = self._lines.head((source, unit, station, pdc, siren))
+            return found
+
+        points, lines = new_session_points(
+            source, memory, verdicts.fresh, verdicts.corrected, self.config, head
+        )
+        if verdicts.before:
+            points.extend(rejudged_points(source, memory, verdicts.before, self.config))
+        return points, lines
 
     @staticmethod
-    def _previous(
-        source: str, state: nb.SourceState, record: Record, flags: int
-    ) -> ChargingSession | None:
-        if not flags & (DUPS | OVLP):
-            return None
-        previous = nb.predecessor(state.pdcs[record[7]], record)
-        return None if previous is None else record_session(source, previous)
+    def _ledger_rows(
+        source: str, memory: Memory, verdicts: Verdicts
+    ) -> tuple[SessionBatch, Ints, npt.NDArray[np.bool_]]:
+        flags = memory.col("flags")
+        changed = [row for row, value in verdicts.before.items() if flags[row] != value]
+        rows = np.asarray(verdicts.fresh + changed, np.int64)
+        known = np.zeros(len(rows), bool)
+        known[len(verdicts.fresh) :] = True
+        if verdicts.corrected:
+            known[: len(verdicts.fresh)] = np.isin(
+                rows[: len(verdicts.fresh)], np.fromiter(verdicts.corrected, np.int64)
+            )
+        return memory.batch(source, rows), flags[rows].copy(), known
 
     def _writer(
-        self, source: str, state: nb.SourceState, seq: int, rows: tuple[Rows, Rows]
+        self,
+        state: SourceState,
+        seq: int,
+        rows: tuple[SessionBatch, Ints, npt.NDArray[np.bool_]],
     ) -> OnCommit:
         def write(conn: sqlite3.Connection) -> None:
-            write_verdicts(conn, source, *rows)
+            store.write_verdicts(conn, *rows)
             if seq > state.committed:
                 state.committed = seq
 
         return write
 
-    def _trim(self, state: nb.SourceState) -> None:
-        for name in state.trims:
-            pdc = state.pdcs.get(name)
-            if pdc is not None:
-                nb.trim(state, pdc, self._horizon, self._span)
-        state.trims.clear()
+    # ------------------------------------------------------------------ memory upkeep
 
-    async def _recall(
-        self, source: str, state: nb.SourceState, sessions: Sequence[ChargingSession]
-    ) -> None:
+    def _forget(self, state: SourceState) -> None:
+        """Trim memory to the horizon once it grew by half since the last trim (only when
+        every judged batch is in the ledger, where forgotten sessions are read back)."""
+        memory = state.memory
+        live = memory.live_rows()
+        if live > state.trimmed * 3 // 2:
+            memory.trim(self._horizon_ns)
+            state.trimmed = memory.live_rows()
+        if memory.dead > max(10_000, memory.size // 3):
+            memory.compact()
+
+    async def _recall(self, source: str, state: SourceState, batch: SessionBatch) -> None:
         """Read back from the ledger the neighbours of sessions older than memory holds."""
-        if min(map(_START, sessions)) >= state.max_lo:
+        memory = state.memory
+        numbers = memory.pdc_numbers(batch.pdc)
+        late = np.flatnonzero(batch.start_ns < memory.pdc_lo[numbers])
+        if not len(late):
             return
-        need: dict[str, datetime] = {}
+        need: dict[str, int] = {}
         unknown: list[str] = []
-        for session in sessions:
-            pdc = state.pdcs.get(session.pdc)
-            if session.start < (state.lo if pdc is None else pdc.lo):
-                if session.start < need.get(session.pdc, nb.MAX_TIME):
-                    need[session.pdc] = session.start
-                if session.session_id not in state.records:
-                    unknown.append(session.session_id)
-        if not need:
-            return
-        lows = {name: (state.pdcs[name].lo if name in state.pdcs else state.lo) for name in need}
+        starts = batch.start_ns
+        for index in late.tolist():
+            name = batch.pdc[index]
+            start = int(starts[index])
+            if start < need.get(name, start + 1):
+                need[name] = start
+            if batch.session_id[index] not in memory.ids:
+                unknown.append(batch.session_id[index])
+        lows = {name: int(memory.pdc_lo[memory.pdcs[name]]) for name in need}
+        default_lo = memory.lo
 
-        def read(conn: sqlite3.Connection) -> dict[str, tuple[int | None, list[Any]]]:
-            wanted = {name: dt_to_ns(moment) for name, moment in need.items()}
-            for first in range(0, len(unknown), 500):
-                chunk = unknown[first : first + 500]
-                marks = ",".join("?" * len(chunk))
-                for name, start_ns in conn.execute(
-                    "SELECT pdc, start_ns FROM session_ledger "  # noqa: S608
-                    f"WHERE source = ? AND session_id IN ({marks})",
-                    (source, *chunk),
-                ):
-                    known = state.pdcs.get(name)
-                    lo = known.lo if known is not None else state.lo
-                    if start_ns < dt_to_ns(lo) and start_ns < wanted.get(name, start_ns + 1):
-                        wanted[name] = start_ns
-                        lows.setdefault(name, lo)
-            return {
-                name: _read_before(conn, source, name, start_ns, dt_to_ns(lows[name]))
-                for name, start_ns in wanted.items()
-            }
+        def read(conn: sqlite3.Connection) -> dict[str, tuple[int, SessionBatch, Ints]]:
+            wanted = dict(need)
+            for name, start_ns in store.locate(conn, source, unknown).values():
+                lo = lows.get(name, default_lo)
+                if start_ns < lo and start_ns < wanted.get(name, start_ns + 1):
+                    wanted[name] = start_ns
+                    lows.setdefault(name, lo)
+            found = {}
+            for name, start_ns in wanted.items():
+                before = store.last_start_before(conn, source, name, start_ns)
+                low = start_ns if before is None else before
+                found[name] = (
+                    MIN_NS if before is None else before,
+                    *store.read_range(conn, source, [name], low, lows[name]),
+                )
+            return found
 
         found = await self._db.run(read)
-        for name, (new_lo, rows) in found.items():
-            pdc = state.pdcs.get(name)
-            if pdc is None:
-                pdc = state.pdcs[name] = nb.PdcState(state.lo)
-            loaded = [row_record(row) for row in rows]
-            nb.prepend(state, pdc, loaded, nb.MIN_TIME if new_lo is None else ns_to_dt(new_lo))
-            if pdc.items:
-                pdc.trim_at = pdc.items[0][0] + self._span
+        for name, (new_lo, rows, flags) in found.items():
+            self._remember(memory, rows, flags)
+            memory.pdc_lo[memory.pdc_numbers([name])[0]] = new_lo
         self._log.debug("session_neighbours_recalled", source=source, pdcs=len(found))
 
 
-def _read_before(
-    conn: sqlite3.Connection, source: str, pdc: str, start_ns: int, lo_ns: int
-) -> tuple[int | None, list[Any]]:
-    """The ledger sessions of `pdc` from the last start before `start_ns` up to `lo_ns`
-    (excluded): the new lower bound (None: the beginning) and the rows."""
-    (before,) = conn.execute(
-        "SELECT MAX(start_ns) FROM session_ledger WHERE source = ? AND pdc = ? AND start_ns < ?",
-        (source, pdc, start_ns),
-    ).fetchone()
-    rows = conn.execute(
-        f"SELECT {SELECT_COLUMNS} FROM session_ledger "  # noqa: S608
-        "WHERE source = ? AND pdc = ? AND start_ns >= ? AND start_ns < ?",
-        (source, pdc, start_ns if before is None else before, lo_ns),
-    ).fetchall()
-    return before, rows
+def _latest_versions(batch: SessionBatch) -> SessionBatch:
+    """`batch` with one row per session: of several versions, the latest (by `updated_ns`
+    when both are known, otherwise the later row)."""
+    if len(set(batch.session_id)) == len(batch):
+        return batch
+    updated = batch.updated_ns.tolist()
+    keep: dict[str, int] = {}
+    for index, sid in enumerate(batch.session_id):
+        kept = keep.get(sid)
+        if kept is not None:
+            before, now = updated[kept], updated[index]
+            if before != NO_TIME and now != NO_TIME and now < before:
+                continue
+            del keep[sid]  # re-inserted: the row keeps its place among the others
+        keep[sid] = index
+    return batch.take(sorted(keep.values()))
 
 
 def build_session_judge(config: SessionRulesConfig, db: StateDB) -> SessionEngine:

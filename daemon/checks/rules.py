@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "SessionRulesConfig",
     "codes",
     "own_flags",
+    "own_flags_array",
 ]
 
 RuleCode = Literal["NEGS", "ENEU", "ENEA", "ODUS", "ENEX", "DUPS", "OVLP"]
@@ -98,8 +101,8 @@ class SessionRulesConfig(BaseModel):
 def own_flags(
     config: SessionRulesConfig, duration_s: float, energy: float, max_power_kw: float
 ) -> int:
-    """The per-session rule bits (before masking). The engine inlines the same arithmetic in
-    its hot loop; this is the readable definition used everywhere else."""
+    """The per-session rule bits (before masking): the readable definition; the engine uses
+    `own_flags_array`, the same arithmetic on columns (tests hold them equal)."""
     flags = 0
     if duration_s < config.negs_below_s:
         flags = NEGS
@@ -113,6 +116,26 @@ def own_flags(
     if energy > config.enex_min_kwh and energy > enea_max * config.enex_factor:
         flags |= ENEX
     return flags
+
+
+def own_flags_array(
+    config: SessionRulesConfig,
+    duration_s: npt.NDArray[np.float64],
+    energy: npt.NDArray[np.float64],
+    max_power_kw: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """`own_flags` of whole columns at once (the same arithmetic, element by element)."""
+    short = duration_s < config.negs_below_s
+    enea_max = duration_s / 3600 * max_power_kw
+    return (
+        np.where(short, NEGS, 0)
+        | np.where(short & (energy > config.odus_min_kwh), ODUS, 0)
+        | np.where(energy > config.eneu_max_kwh, ENEU, 0)
+        | np.where(energy > enea_max * config.enea_factor, ENEA, 0)
+        | np.where(
+            (energy > config.enex_min_kwh) & (energy > enea_max * config.enex_factor), ENEX, 0
+        )
+    ).astype(np.int64)
 
 
 def codes(flags: int) -> list[str]:

@@ -17,9 +17,13 @@ threshold it crossed; OVLP the overlap (s) with the previous session.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
+import numpy as np
+
 from daemon.anomaly import anomaly_point
+from daemon.checks.memory import Memory
 from daemon.checks.rules import (
     DUPS,
     ENEA,
@@ -27,14 +31,21 @@ from daemon.checks.rules import (
     ENEX,
     NEGS,
     ODUS,
+    OVLP,
     RULES,
     SessionRulesConfig,
 )
 from daemon.points import Point
 from daemon.records import ChargingSession
-from daemon.sessions import session_offset_ns, session_point
+from daemon.sessions import SessionLines, session_offset_ns, session_point
 
-__all__ = ["anomaly_points", "retraction_points", "session_points"]
+__all__ = [
+    "anomaly_points",
+    "new_session_points",
+    "rejudged_points",
+    "retraction_points",
+    "session_points",
+]
 
 
 def _measure(
@@ -164,3 +175,80 @@ def retraction_points(
         return []
     why = "the session was corrected" if corrected else "re-judged against its neighbours"
     return _cleared(old, gone, why)
+
+
+def _session_and_previous(
+    source: str, memory: Memory, row: int, flags: int
+) -> tuple[ChargingSession, ChargingSession | None]:
+    session = memory.session(source, row)
+    if not flags & (DUPS | OVLP):
+        return session, None
+    previous = memory.previous(row)
+    return session, None if previous is None else memory.session(source, previous)
+
+
+def new_session_points(
+    source: str,
+    memory: Memory,
+    rows: Sequence[int],
+    corrected: Mapping[int, int],
+    config: SessionRulesConfig,
+    heads: Callable[[int], str],
+) -> tuple[list[Point], list[str]]:
+    """Points and ready lines of sessions first judged in this batch (`rows` of `memory`);
+    `corrected` maps the new row of a session seen before to its old row, whose points are
+    corrected first. Accepted new sessions — nearly all of them — become lines straight from
+    the columns (`heads` gives the series key of a place number)."""
+    picks = np.asarray(rows, np.int64)
+    columns = memory.columns
+    flags = columns["flags"][picks].tolist()
+    starts = columns["start"][picks].tolist()
+    durations = ((columns["end"][picks] - columns["start"][picks]) / 1e9).tolist()
+    energies = columns["energy"][picks].tolist()
+    powers = columns["power"][picks].tolist()
+    place_numbers = columns["place"][picks].tolist()
+    sids = memory.sid
+    write = SessionLines.line
+    points: list[Point] = []
+    lines: list[str] = []
+    add = lines.append
+    for index, row in enumerate(rows):
+        bits = flags[index]
+        if not bits and row not in corrected:
+            line = write(
+                heads(place_numbers[index]),
+                sids[row],
+                starts[index],
+                durations[index],
+                energies[index],
+                powers[index],
+                True,
+            )
+            if line is not None:
+                add(line)
+                continue
+        session, previous = _session_and_previous(source, memory, row, bits)
+        old_row = corrected.get(row)
+        if old_row is not None:
+            old_flags = int(columns["flags"][old_row])
+            old = memory.session(source, old_row)
+            points.extend(retraction_points(old, old_flags, session, bits, corrected=True))
+        points.extend(session_points(session, bits, previous, config))
+    return points, lines
+
+
+def rejudged_points(
+    source: str, memory: Memory, before: Mapping[int, int], config: SessionRulesConfig
+) -> list[Point]:
+    """Points of stored sessions whose verdict changed (row → rule bits before)."""
+    flags = memory.columns["flags"]
+    points: list[Point] = []
+    for row, old_flags in before.items():
+        bits = int(flags[row])
+        if bits == old_flags:
+            continue  # re-judged back to the verdict already stored
+        session, previous = _session_and_previous(source, memory, row, bits)
+        if old_flags & ~bits:
+            points.extend(retraction_points(session, old_flags, session, bits, corrected=False))
+        points.extend(session_points(session, bits, previous, config))
+    return points

@@ -11,7 +11,7 @@ import pytest
 
 from daemon.checks.engine import SessionEngine, build_session_judge
 from daemon.checks.rules import SessionRulesConfig
-from daemon.points import Point
+from daemon.points import Point, parse
 from daemon.records import ChargingSession
 from daemon.state import StateDB
 
@@ -43,10 +43,11 @@ class Runner:
         assert self.engine is not None
         made: list[Point] = []
         for first in range(0, len(sessions), batch):
-            points, on_commit = await self.engine.judge(source, sessions[first : first + batch])
-            if on_commit is not None:
-                await self.db.transaction(on_commit)
-            made.extend(points)
+            judged = await self.engine.judge(source, sessions[first : first + batch])
+            if judged.on_commit is not None:
+                await self.db.transaction(judged.on_commit)
+            made.extend(judged.points)
+            made.extend(parse(line) for line in judged.lines)
         self.points.extend(made)
         return made
 
@@ -61,8 +62,7 @@ class Runner:
     def final_flags(self, source: str = "qualicharge") -> dict[str, int]:
         """Each session's current rule bits in the engine's memory."""
         assert self.engine is not None
-        state = self.engine._sources[source]
-        return {sid: record[3] & 127 for sid, record in state.records.items()}
+        return self.engine.flags(source)
 
 
 @pytest.fixture

@@ -173,8 +173,8 @@ async def test_session_older_than_memory_recalls_neighbours_from_the_ledger(db: 
     day = timedelta(days=1)
     old = [session(f"o{i}", start=T0 + i * day) for i in range(30)]
     await runner.feed(old, batch=3)
-    state = runner.engine._sources["qualicharge"]  # type: ignore[union-attr]
-    assert len(state.records) < 10  # the old days were forgotten
+    assert runner.engine is not None
+    assert runner.engine.remembered("qualicharge") < 10  # the old days were forgotten
     late = session("late", start=T0 + 5 * day + timedelta(minutes=20), minutes=60 * 24)
     await runner.feed([late])
     assert runner.final_flags()["late"] == OVLP

@@ -6,6 +6,7 @@ import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from daemon.checks.rules import (
     SessionRulesConfig,
     codes,
     own_flags,
+    own_flags_array,
 )
 from daemon.records import ChargingSession
 from daemon.sessions import session_offset_ns
@@ -229,3 +231,23 @@ def test_session_offset_is_stable_and_sub_second() -> None:
     offsets = [session_offset_ns(f"session-{index}") for index in range(2000)]
     assert all(0 <= offset < 1_000_000_000 for offset in offsets)
     assert len(set(offsets)) == len(offsets)
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(-(10**7), 10**7),  # duration (ms)
+            st.floats(-5, 2000, allow_nan=False),
+            st.sampled_from([0.0, 3.7, 7.4, 22.0, 150.0]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_column_rules_equal_the_row_rules(rows: list[tuple[int, float, float]]) -> None:
+    """The engine's column-wise rules give, element by element, the readable definition."""
+    durations = np.asarray([ms / 1000 for ms, _, _ in rows])
+    energies = np.asarray([energy for _, energy, _ in rows])
+    powers = np.asarray([power for _, _, power in rows])
+    got = own_flags_array(CONFIG, durations, energies, powers).tolist()
+    assert got == [own_flags(CONFIG, ms / 1000, e, p) for ms, e, p in rows]

@@ -3,7 +3,8 @@
 `points()` encodes points to line protocol and commits them to the outbox, optionally with a
 checkpoint in the same transaction, and returns once they are durable. `submit_points()` is
 the non-blocking variant for push sources that must not wait for a commit per message.
-`sessions()` passes sessions through the session judge first. A point that cannot be encoded
+`sessions()` passes sessions through the session judge first (`submit_sessions()` without
+waiting for the commit). A point that cannot be encoded
 (NaN, bad name) is logged with its reason and kept in the dead-letter table; the rest of the
 batch goes on.
 """
@@ -94,8 +95,20 @@ class Emitter:
         points: Sequence[Point] = (),
     ) -> None:
         """Judge `sessions`, then commit their points, ledger rows and `checkpoint` at once."""
+        await (await self.submit_sessions(sessions, checkpoint=checkpoint, points=points))
+
+    async def submit_sessions(
+        self,
+        sessions: Sessions,
+        *,
+        checkpoint: Mapping[str, Any] | None = None,
+        points: Sequence[Point] = (),
+    ) -> asyncio.Future[None]:
+        """Judge `sessions` and queue their commit; the future resolves once it is durable.
+        A reader can judge its next page while this one commits (commits keep their order,
+        so checkpoints never run ahead of the data)."""
         judged = await self._judge.judge(self._source, sessions)
         lines, bad = self._encode([*judged.points, *points])
-        await self._outbox.put(
+        return self._outbox.submit(
             [*judged.lines, *lines], self._on_commit(checkpoint, bad, judged.on_commit)
         )

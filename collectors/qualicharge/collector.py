@@ -2,10 +2,11 @@
 
 Jobs:
 
-- `sessions` reads the sessions updated since the watermark, page by page, and hands each
-  page to the session judge with the page's watermark as checkpoint: the judge's points,
-  the ledger rows and the watermark commit in one transaction, so a restart resumes after
-  the last committed page (nothing lost, nothing repeated).
+- `sessions` reads the sessions updated since the watermark, page by page (each page a
+  `SessionBatch`, in columns), and hands each page to the session judge with the page's
+  watermark as checkpoint: the judge's points, the ledger rows and the watermark commit in
+  one transaction, so a restart resumes after the last committed page (nothing lost,
+  nothing repeated).
 - `statuses` (when `api` is configured) reads the latest statuses changed since the last
   one seen and writes `qualicharge_status` points, tagged with the station and operational
   unit of the charge point (from the database).
@@ -100,11 +101,11 @@ class QualiChargeCollector(PolledCollector):
         began, count, pages = time.monotonic(), 0, 0
         try:
             async with contextlib.aclosing(self._reader.pages(after)) as stream:
-                async for sessions, mark in stream:
+                async for batch, mark in stream:
                     ctx.counters.inc("requests")
-                    await ctx.emit.sessions(sessions, checkpoint={"watermark": mark.to_json()})
-                    ctx.counters.inc("sessions", len(sessions))
-                    count += len(sessions)
+                    await ctx.emit.sessions(batch, checkpoint={"watermark": mark.to_json()})
+                    ctx.counters.inc("sessions", len(batch))
+                    count += len(batch)
                     pages += 1
         except (OperationalError, ProgrammingError, NoSuchTableError, DBAPIError) as exc:
             ctx.counters.inc("errors")

@@ -17,14 +17,15 @@ less than `settle_s` ago (by the database clock) are left for the next poll: Qua
 stamps `updated_at` before its transaction commits, so a slow transaction could otherwise
 commit a row behind a watermark already passed. One query per poll streams its rows in
 pages of `page_size` (a server-side cursor on PostgreSQL), so memory stays bounded and the
-database sorts the delta once.
+database sorts the delta once. Each page is a `SessionBatch` (columns, built as `pages`
+describes), with the watermark of its last row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,7 +54,8 @@ from sqlalchemy import (
 )
 
 from collectors.qualicharge.config import QualiChargeConfig
-from daemon.records import ChargingSession
+from collectors.qualicharge.pages import CursorPages, EpochMicros, ResultPages
+from daemon.records import SessionBatch, ns_to_dt
 
 __all__ = ["SessionReader", "Tables", "Watermark", "qualicharge_tables"]
 
@@ -176,6 +178,10 @@ class SessionReader:
             options["connect_args"] = {"check_same_thread": False}
         self.engine: Engine = create_engine(url, **options)
         self.tables = qualicharge_tables(config.db_schema)
+        dialect = self.engine.dialect
+        # PostgreSQL through psycopg 3 is read column-wise through the driver's cursor
+        # (`pages.CursorPages`); any other database through SQLAlchemy's rows.
+        self.native = dialect.name == "postgresql" and dialect.driver == "psycopg"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qualicharge-db")
 
     def _filter(self) -> Any:
@@ -189,37 +195,73 @@ class SessionReader:
             clauses.append(t.amenageur.c.siren_amenageur.in_(sirens))
         return or_(*clauses)
 
-    def statement(self, after: Watermark | None, upper: datetime) -> Select[Any]:
-        """The sessions after `after` and updated at or before `upper`, in keyset order."""
+    def _unit(self) -> Any:
         t = self.tables
-        s, pdc, station = t.session, t.pointdecharge, t.station
-        unit = func.coalesce(
-            t.operationalunit.c.code, func.substr(station.c.id_station_itinerance, 1, 5)
+        return func.coalesce(
+            t.operationalunit.c.code, func.substr(t.station.c.id_station_itinerance, 1, 5)
+        ).label("unit")
+
+    def _station_joins(self, left: Any) -> Any:
+        """`left` (holding `_pointdecharge`) joined to its station, unit and operator."""
+        t = self.tables
+        return (
+            left.join(t.station, t.station.c.id == t.pointdecharge.c.station_id)
+            .outerjoin(t.operationalunit, t.operationalunit.c.id == t.station.c.operational_unit_id)
+            .outerjoin(t.amenageur, t.amenageur.c.id == t.station.c.amenageur_id)
         )
-        # PostgreSQL hands the id over as text (no UUID object to build and format per row)
-        sid = cast(s.c.id, Text) if self.engine.dialect.name == "postgresql" else s.c.id
-        statement = (
+
+    def directory_statement(self) -> Select[Any]:
+        """The configured charge points: (pdc, nominal power, station, unit, siren, entity)."""
+        t = self.tables
+        return (
             select(
-                sid,
+                t.pointdecharge.c.id_pdc_itinerance,
+                t.pointdecharge.c.puissance_nominale,
+                t.station.c.id_station_itinerance,
+                self._unit(),
+                t.amenageur.c.siren_amenageur,
+                t.amenageur.c.nom_amenageur,
+            )
+            .select_from(self._station_joins(t.pointdecharge))
+            .where(self._filter())
+        )
+
+    def statement(self, after: Watermark | None, upper: datetime) -> Select[Any]:
+        """The sessions after `after` and updated at or before `upper`, in keyset order.
+
+        On PostgreSQL through psycopg: (id as text, start, end, energy, updated_at, pdc), times
+        as epoch microseconds, the charge point's facts left to `directory_statement`.
+        Elsewhere: (id, start, end, energy, updated_at, pdc, power, station, unit, siren,
+        entity), times as datetimes."""
+        t = self.tables
+        s, pdc = t.session, t.pointdecharge
+        if self.native:
+            columns: list[Any] = [
+                # text, not a UUID object to build and format per row
+                cast(s.c.id, Text),
+                EpochMicros(s.c.start),
+                EpochMicros(s.c.end),
+                s.c.energy,
+                EpochMicros(s.c.updated_at),
+                pdc.c.id_pdc_itinerance,
+            ]
+        else:
+            columns = [
+                s.c.id,
                 s.c.start,
                 s.c.end,
                 s.c.energy,
                 s.c.updated_at,
                 pdc.c.id_pdc_itinerance,
                 pdc.c.puissance_nominale,
-                station.c.id_station_itinerance,
-                unit.label("unit"),
+                t.station.c.id_station_itinerance,
+                self._unit(),
                 t.amenageur.c.siren_amenageur,
                 t.amenageur.c.nom_amenageur,
-            )
-            .select_from(
-                s.join(pdc, pdc.c.id == s.c.point_de_charge_id)
-                .join(station, station.c.id == pdc.c.station_id)
-                .outerjoin(
-                    t.operationalunit, t.operationalunit.c.id == station.c.operational_unit_id
-                )
-                .outerjoin(t.amenageur, t.amenageur.c.id == station.c.amenageur_id)
-            )
+            ]
+        statement = (
+            select(*columns)
+            .select_from(self._station_joins(s.join(pdc, pdc.c.id == s.c.point_de_charge_id)))
             .where(self._filter(), s.c.updated_at <= upper)
             .order_by(s.c.updated_at, s.c.id)
         )
@@ -246,103 +288,56 @@ class SessionReader:
         with self.engine.connect() as conn:
             return _aware(conn.execute(select(func.now())).scalar_one())
 
-    def _sessions(self, rows: Sequence[Any]) -> list[ChargingSession]:
-        """Rows of `statement` as sessions (one comprehension: this runs for every row)."""
-        source = self._source
-        return [
-            ChargingSession(
-                source,
-                str(sid),
-                pdc,
-                station,
-                unit or station[:5],
-                siren or "",
-                start if start.tzinfo is not None else start.replace(tzinfo=UTC),
-                end if end.tzinfo is not None else end.replace(tzinfo=UTC),
-                float(energy),
-                float(power),
-                updated if updated.tzinfo is not None else updated.replace(tzinfo=UTC),
-                entity or "",
-            )
-            for sid, start, end, energy, updated, pdc, power, station, unit, siren, entity in rows
-        ]
+    def _open(self, after: Watermark | None) -> CursorPages | ResultPages:
+        upper = self._now() - timedelta(seconds=self._config.settle_s)
+        statement = self.statement(after, upper)
+        size = self._config.page_size
+        conn = self.engine.connect()
+        try:
+            if self.native:
+                return CursorPages(
+                    conn, statement, self.directory_statement(), source=self._source, size=size
+                )
+            return ResultPages(conn, statement, source=self._source, size=size)
+        except BaseException:
+            conn.close()
+            raise
 
-    async def pages(
-        self, after: Watermark | None
-    ) -> AsyncIterator[tuple[list[ChargingSession], Watermark]]:
+    async def pages(self, after: Watermark | None) -> AsyncIterator[tuple[SessionBatch, Watermark]]:
         """Pages of sessions after `after`, each with the watermark of its last row. The next
         page is fetched while the caller handles the current one."""
         loop = asyncio.get_running_loop()
         size = self._config.page_size
-
-        def open_result() -> Any:
-            upper = self._now() - timedelta(seconds=self._config.settle_s)
-            conn = self.engine.connect()
-            try:
-                result = conn.execution_options(yield_per=size).execute(
-                    self.statement(after, upper)
-                )
-            except BaseException:
-                conn.close()
-                raise
-            return conn, result
-
-        def fetch(result: Any) -> tuple[list[ChargingSession], Watermark | None]:
-            rows = result.fetchmany(size)
-            sessions = self._sessions(rows)
-            if not sessions:
-                return sessions, None
-            last = sessions[-1]
-            assert last.updated_at is not None
-            return sessions, Watermark(last.updated_at, last.session_id)
-
-        conn, result = await loop.run_in_executor(self._executor, open_result)
+        reader = await loop.run_in_executor(self._executor, self._open, after)
         try:
-            pending = loop.run_in_executor(self._executor, fetch, result)
+            pending = loop.run_in_executor(self._executor, reader.fetch)
             while True:
-                sessions, mark = await pending
-                if mark is None:
+                batch = await pending
+                if not len(batch):
                     return
-                full = len(sessions) == size
+                full = len(batch) == size
                 if full:
-                    pending = loop.run_in_executor(self._executor, fetch, result)
-                yield sessions, mark
+                    pending = loop.run_in_executor(self._executor, reader.fetch)
+                # the last row's (updated_at, id): the page is in keyset order
+                mark = Watermark(ns_to_dt(batch.updated_ns[-1]), batch.session_id[-1])
+                yield batch, mark
                 if not full:
                     return
         finally:
-            await loop.run_in_executor(self._executor, _close, result, conn)
+            await loop.run_in_executor(self._executor, reader.close)
 
     async def directory(self) -> dict[str, tuple[str, str]]:
         """Charge point → (station, operational unit), for the configured filter."""
-        t = self.tables
-        unit = func.coalesce(
-            t.operationalunit.c.code, func.substr(t.station.c.id_station_itinerance, 1, 5)
-        )
-        statement = (
-            select(t.pointdecharge.c.id_pdc_itinerance, t.station.c.id_station_itinerance, unit)
-            .select_from(
-                t.pointdecharge.join(t.station, t.station.c.id == t.pointdecharge.c.station_id)
-                .outerjoin(
-                    t.operationalunit, t.operationalunit.c.id == t.station.c.operational_unit_id
-                )
-                .outerjoin(t.amenageur, t.amenageur.c.id == t.station.c.amenageur_id)
-            )
-            .where(self._filter())
-        )
+        statement = self.directory_statement()
 
         def read() -> dict[str, tuple[str, str]]:
             with self.engine.connect() as conn:
-                return {pdc: (station, code) for pdc, station, code in conn.execute(statement)}
+                return {
+                    pdc: (station, unit) for pdc, _, station, unit, _, _ in conn.execute(statement)
+                }
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, read)
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
         self._executor.shutdown(wait=False)
-
-
-def _close(result: Any, conn: Any) -> None:
-    try:
-        result.close()
-    finally:
-        conn.close()

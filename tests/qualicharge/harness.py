@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from daemon.emitter import Emitter
 from daemon.metrics import Counters
 from daemon.outbox import Outbox
 from daemon.points import Point, parse, split_lines
-from daemon.records import ChargingSession
+from daemon.records import Sessions
 from daemon.state import Checkpoints, StateDB
 
 
@@ -83,7 +82,7 @@ class Harness:
 
 
 class _Reporting(Emitter):
-    async def sessions(self, sessions: Sequence[ChargingSession], **kwargs: Any) -> None:
+    async def sessions(self, sessions: Sessions, **kwargs: Any) -> None:
         await super().sessions(sessions, **kwargs)
         self.pages = getattr(self, "pages", 0) + 1
         print(f"PAGE {self.pages}", flush=True)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from dataclasses import dataclass, field
-from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -133,7 +132,7 @@ class SessionEngine:
         if any(sid in ids for sid in batch.session_id):
             keep = [index for index, sid in enumerate(batch.session_id) if sid not in ids]
             batch, flags = batch.take(keep), flags[keep]
-        rows = memory.append(batch, flags, memory.pdc_numbers(batch.pdc))
+        rows, _ = memory.append(batch, flags, memory.pdc_numbers(batch.pdc))
         memory.place(rows)
 
     # -------------------------------------------------------------------------- judging
@@ -152,55 +151,64 @@ class SessionEngine:
                 state = self._sources[source] = SourceState(Memory())
             if state.committed == state.seq:
                 self._forget(state)
-            await self._recall(source, state, batch)
+            pdcs = state.memory.pdc_numbers(batch.pdc)
+            await self._recall(source, state, batch, pdcs)
             state.seq += 1
-            verdicts = self._run(state, batch)
+            verdicts = self._run(state, batch, pdcs)
             points, lines = self._points(source, state, verdicts)
             rows = self._ledger_rows(source, state.memory, verdicts)
         return Judgement(points, lines, self._writer(state, state.seq, rows))
 
-    def _run(self, state: SourceState, batch: SessionBatch) -> Verdicts:
-        """Judge `batch` into memory; returns what changed."""
+    def _run(
+        self,
+        state: SourceState,
+        batch: SessionBatch,
+        pdcs: npt.NDArray[np.int32] | None = None,
+    ) -> Verdicts:
+        """Judge `batch` (distinct session ids) into memory; returns what changed."""
         memory = state.memory
         mask = self._mask
+        verdicts = Verdicts()
+        if not len(batch):
+            return verdicts
         duration = (batch.end_ns - batch.start_ns) / 1e9
         own = own_flags_array(self.config, duration, batch.energy_kwh, batch.max_power_kw) & mask
-        ids = memory.ids
-        old = np.asarray(list(map(ids.get, batch.session_id, repeat(-1))), np.int64)
-        seen = old >= 0
+        if pdcs is None:
+            pdcs = memory.pdc_numbers(batch.pdc)
+        rows, held = memory.append(batch, own, pdcs)
+        seen = held >= 0
+        near = np.empty(0, np.int64)
         if seen.any():
-            stale = np.zeros(len(batch), bool)
-            known_updated = memory.col("updated")[old[seen]]
+            known_updated = memory.col("updated")[held[seen]]
             new_updated = batch.updated_ns[seen]
+            stale = np.zeros(len(batch), bool)
             stale[seen] = (
                 (known_updated != NO_TIME)
                 & (new_updated != NO_TIME)
                 & (new_updated < known_updated)
             )
-            if stale.any():
-                keep = np.flatnonzero(~stale)
-                batch, own, old = batch.take(keep), own[keep], old[keep]
-                seen = old >= 0
-        verdicts = Verdicts()
-        if not len(batch):
-            return verdicts
-        replaced = old[seen]
-        near = np.empty(0, np.int64)
-        if len(replaced):
-            after = memory.unplace(replaced)
-            around = np.concatenate([after - 1, after])
-            around = around[(around >= 0) & (around < len(memory.order))]
-            near = np.unique(memory.order[around])  # rows next to where old versions were
-        rows = memory.append(batch, own, memory.pdc_numbers(batch.pdc))
+            if stale.any():  # an older version than the one judged: ignored
+                memory.drop_new(rows[stale])
+                rows, held, seen = rows[~stale], held[~stale], seen[~stale]
+            replaced = held[seen]
+            ids = memory.ids
+            for new_row, old_row in zip(rows[seen].tolist(), replaced.tolist(), strict=True):
+                verdicts.corrected[new_row] = old_row
+                ids[memory.sid[new_row]] = new_row
+            if len(replaced):
+                after = memory.unplace(replaced)
+                around = np.concatenate([after - 1, after])
+                around = around[(around >= 0) & (around < len(memory.order))]
+                near = np.unique(memory.order[around])  # rows next to the old versions' place
+            if not len(rows):
+                return verdicts
         flags = memory.col("flags")
-        for new_row, old_row in zip(rows[seen].tolist(), replaced.tolist(), strict=True):
-            verdicts.corrected[new_row] = old_row
         placed = memory.place(rows)
         positions = memory.run_positions(np.concatenate([placed, memory.positions(near)]))
         judged_rows, bits = memory.neighbour_bits(positions, mask)
         current = flags[judged_rows]
         updated = (current & ~NEIGHBOUR_RULES) | bits
-        is_new = judged_rows >= rows[0]
+        is_new = judged_rows >= rows[0]  # rows appended in this batch come last
         changed = (updated != current) & ~is_new
         for row, value in zip(
             judged_rows[changed].tolist(), current[changed].tolist(), strict=True
@@ -270,11 +278,16 @@ class SessionEngine:
         if memory.dead > max(10_000, memory.size // 3):
             memory.compact()
 
-    async def _recall(self, source: str, state: SourceState, batch: SessionBatch) -> None:
+    async def _recall(
+        self,
+        source: str,
+        state: SourceState,
+        batch: SessionBatch,
+        pdcs: npt.NDArray[np.int32],
+    ) -> None:
         """Read back from the ledger the neighbours of sessions older than memory holds."""
         memory = state.memory
-        numbers = memory.pdc_numbers(batch.pdc)
-        late = np.flatnonzero(batch.start_ns < memory.pdc_lo[numbers])
+        late = np.flatnonzero(batch.start_ns < memory.pdc_lo[pdcs])
         if not len(late):
             return
         need: dict[str, int] = {}

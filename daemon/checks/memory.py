@@ -19,10 +19,11 @@ starts at or after the charge point's `lo` is in memory (and nothing before it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from daemon.checks.rules import DUPS, OVLP
 from daemon.records import NO_TIME, ChargingSession, SessionBatch, ns_to_dt
@@ -35,6 +36,14 @@ _SIGN = np.uint64(1 << 63)
 
 Ints = npt.NDArray[np.int64]
 Place = tuple[str, str, str, str, str]  # pdc, station, operational unit, siren, entity
+
+
+def _factorize(values: Sequence[object] | np.ndarray) -> tuple[Ints, Sequence[Any]]:
+    """Codes (0.. in order of first appearance) and the distinct values."""
+    codes, distinct = pd.factorize(
+        np.asarray(values) if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+    )
+    return codes.astype(np.int64, copy=False), distinct
 
 
 def _unique(values: Ints) -> Ints:
@@ -74,10 +83,8 @@ class Memory:
         self.ids: dict[str, int] = {}  # session id → its live row
         self.pdcs: dict[str, int] = {}  # charge point → number
         self.pdc_lo = np.zeros(0, np.int64)  # per charge point number: memory's lower bound
-        self.pdc_place = np.zeros(0, np.int64)  # per charge point number: its latest place
         self.places: dict[Place, int] = {}
         self.place_list: list[Place] = []
-        self._place_columns: list[np.ndarray] = [np.empty(0, dtype=object)] * 4
         self.lo = lo  # `lo` of a charge point not seen yet
         self.keys = np.empty(0, "S20")
         self.order = np.empty(0, np.int64)  # row of each key
@@ -93,61 +100,60 @@ class Memory:
         return self.size - self.dead
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
-        """Numbers of charge points, new ones registered with the source's `lo`."""
+        """Numbers of charge points, new ones registered with the source's `lo` (one lookup
+        per distinct name)."""
+        codes, distinct = _factorize(names)
         pdcs = self.pdcs
-        numbers = list(map(pdcs.get, names, repeat(-1)))
+        numbers = [pdcs.get(name, -1) for name in distinct]
         if -1 in numbers:
-            for index, name in enumerate(names):
+            for index, name in enumerate(distinct):
                 if numbers[index] == -1:
-                    number = pdcs.get(name)
-                    if number is None:
-                        number = pdcs[name] = len(pdcs)
-                    numbers[index] = number
+                    numbers[index] = pdcs[name] = len(pdcs)
             grow = len(pdcs) - len(self.pdc_lo)
-            if grow > 0:
-                self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
-                self.pdc_place = np.concatenate([self.pdc_place, np.full(grow, -1, np.int64)])
-        return np.asarray(numbers, np.int32)
+            self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
+        return np.asarray(numbers, np.int32)[codes]
 
-    def place_numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
-        """Numbers of the rows' places (charge point with its station, unit, SIREN, entity):
-        rows whose place is their charge point's latest are checked column-wise, the rest
-        looked up one by one."""
-        numbers = self.pdc_place[pdcs]
-        ok = numbers >= 0
-        if ok.any():
-            if len(self._place_columns[0]) != len(self.place_list):
-                self._place_columns = [
-                    np.asarray([place[part] for place in self.place_list], dtype=object)
-                    for part in range(1, 5)
-                ]
-            picks = np.where(ok, numbers, 0)
-            for known, given in zip(
-                self._place_columns,
-                (batch.station, batch.operational_unit, batch.siren, batch.entity),
-                strict=True,
-            ):
-                ok &= known[picks] == np.asarray(given, dtype=object)
-        if not ok.all():
-            places = self.places
-            for index in np.flatnonzero(~ok).tolist():
-                place = (
-                    batch.pdc[index],
-                    batch.station[index],
-                    batch.operational_unit[index],
-                    batch.siren[index],
-                    batch.entity[index],
-                )
-                number = places.get(place)
-                if number is None:
-                    number = places[place] = len(self.place_list)
-                    self.place_list.append(place)
-                numbers[index] = number
-                self.pdc_place[pdcs[index]] = number
-        return numbers
+    def place_numbers(self, batch: SessionBatch) -> Ints:
+        """Numbers of the rows' places (charge point with its station, unit, SIREN, entity),
+        each distinct place looked up once. A charge point's other columns are normally
+        the same on all its rows of a batch (one database join): checked column-wise
+        against its first row, and factorised together only when they are not."""
+        key, distinct = _factorize(batch.pdc)
+        first = np.empty(len(distinct), np.int64)
+        first[key[::-1]] = np.arange(len(key) - 1, -1, -1)
+        others = (batch.station, batch.operational_unit, batch.siren, batch.entity)
+        for column in others:
+            values = np.asarray(column, dtype=object)
+            if not (values == values[first][key]).all():
+                for column in others:  # some charge point has rows of several places
+                    codes, found = _factorize(column)
+                    key, _ = _factorize(key * len(found) + codes)
+                first = np.empty(int(key.max()) + 1, np.int64)
+                first[key[::-1]] = np.arange(len(key) - 1, -1, -1)
+                break
+        places = self.places
+        numbers = []
+        for index in first.tolist():
+            place = (
+                batch.pdc[index],
+                batch.station[index],
+                batch.operational_unit[index],
+                batch.siren[index],
+                batch.entity[index],
+            )
+            number = places.get(place)
+            if number is None:
+                number = places[place] = len(self.place_list)
+                self.place_list.append(place)
+            numbers.append(number)
+        return np.asarray(numbers, np.int64)[key]
 
-    def append(self, batch: SessionBatch, flags: Ints, pdcs: npt.NDArray[np.int32]) -> Ints:
-        """Add `batch` as new rows (not yet in the sorted order); returns their row numbers."""
+    def append(
+        self, batch: SessionBatch, flags: Ints, pdcs: npt.NDArray[np.int32]
+    ) -> tuple[Ints, Ints]:
+        """Add `batch` (distinct session ids) as new rows, not yet in the sorted order.
+        Returns their row numbers and, per row, the live row of the same session held
+        before (-1 for a new session); `ids` is left pointing at those earlier rows."""
         count = len(batch)
         first = self.size
         need = first + count
@@ -166,13 +172,23 @@ class Memory:
         columns["power"][rows] = batch.max_power_kw
         columns["flags"][rows] = flags
         columns["pdc"][rows] = pdcs
-        columns["place"][rows] = self.place_numbers(batch, pdcs)
+        columns["place"][rows] = self.place_numbers(batch)
         columns["alive"][rows] = True
         self.sid.extend(batch.session_id)
         self.size = need
         numbers = np.arange(first, need, dtype=np.int64)
-        self.ids.update(zip(batch.session_id, numbers.tolist(), strict=True))
-        return numbers
+        # One dict operation per session: a new id takes its row, a known one keeps its
+        # earlier row and says which it is.
+        held = np.asarray(
+            list(map(self.ids.setdefault, batch.session_id, numbers.tolist())), np.int64
+        )
+        held[held == numbers] = -1
+        return numbers, held
+
+    def drop_new(self, rows: Ints) -> None:
+        """Mark rows just appended (and never placed) dead."""
+        self.columns["alive"][rows] = False
+        self.dead += len(rows)
 
     def batch(self, source: str, rows: Sequence[int] | Ints) -> SessionBatch:
         """The sessions of `rows` as a batch."""
@@ -206,7 +222,7 @@ class Memory:
     def place(self, rows: Ints) -> Ints:
         """Put `rows` in the sorted order; returns their positions in it."""
         keys = self._keys(rows)
-        by_key = np.argsort(keys, kind="stable")
+        by_key = np.argsort(keys)  # equal keys in any order: runs are judged by session id
         keys, rows = keys[by_key], rows[by_key]
         where = np.searchsorted(self.keys, keys, side="right")
         self.keys = np.insert(self.keys, where, keys)

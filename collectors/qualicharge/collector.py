@@ -14,6 +14,7 @@ Jobs:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
@@ -99,17 +100,30 @@ class QualiChargeCollector(PolledCollector):
         ctx = self._ctx
         after = Watermark.from_json(await ctx.checkpoints.get("watermark"))
         began, count, pages = time.monotonic(), 0, 0
+        # One page commits while the next is read and judged; commits keep their order, so
+        # the watermark never runs ahead of the sessions it covers.
+        committing: asyncio.Future[None] | None = None
         try:
             async with contextlib.aclosing(self._reader.pages(after)) as stream:
                 async for batch, mark in stream:
                     ctx.counters.inc("requests")
-                    await ctx.emit.sessions(batch, checkpoint={"watermark": mark.to_json()})
+                    queued = await ctx.emit.submit_sessions(
+                        batch, checkpoint={"watermark": mark.to_json()}
+                    )
+                    if committing is not None:
+                        await committing
+                    committing = queued
                     ctx.counters.inc("sessions", len(batch))
                     count += len(batch)
                     pages += 1
+            if committing is not None:
+                await committing
         except (OperationalError, ProgrammingError, NoSuchTableError, DBAPIError) as exc:
             ctx.counters.inc("errors")
             raise _database_error(exc) from None
+        finally:
+            if committing is not None and not committing.done():
+                await asyncio.shield(committing)  # what was judged is committed, or fails
         ctx.log.info(
             "qualicharge_sessions_polled",
             sessions=count,

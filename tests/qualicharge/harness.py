@@ -82,10 +82,20 @@ class Harness:
 
 
 class _Reporting(Emitter):
-    async def sessions(self, sessions: Sessions, **kwargs: Any) -> None:
-        await super().sessions(sessions, **kwargs)
-        self.pages = getattr(self, "pages", 0) + 1
-        print(f"PAGE {self.pages}", flush=True)
+    """Prints `PAGE n` once each page's commit is durable."""
+
+    pages = 0
+
+    async def submit_sessions(self, sessions: Sessions, **kwargs: Any) -> asyncio.Future[None]:
+        committed = await super().submit_sessions(sessions, **kwargs)
+
+        def report(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self.pages += 1
+                print(f"PAGE {self.pages}", flush=True)
+
+        committed.add_done_callback(report)
+        return committed
 
 
 async def _child(state_dir: Path, raw: dict[str, Any]) -> None:

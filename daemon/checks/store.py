@@ -1,0 +1,688 @@
+"""The session ledger store: judged sessions in the state database, in columns, and monthly totals.
+
+The exclusion engine keeps one ledger row per (source, session id) — the latest version of the
+session and its verdict — written inside the outbox transaction that commits the session's
+points, so ledger and points never disagree. It is also the engine's durable state: on start
+it reads back the recent sessions of every source (`read_since`), and a late session older
+than what memory holds reads its neighbours from here (`locate`, `last_start_before`,
+`read_range`).
+
+Storage is laid out for whole batches (tens of thousands of sessions per transaction):
+
+- `ledger_pdc` numbers the charge points (source, pdc); `ledger_point` numbers the distinct
+  charge point facts (station, operational unit, SIREN, entity, nominal power) of each. A
+  session row refers to both by integer, so the text is stored once per charge point;
+- `ledger_session` holds per session only integers, two reals and the session id: times in
+  nanoseconds, the Europe/Paris month of the start as `YYYYMM`, the rule bits, and `key`, a
+  64-bit hash of (source, session id). The id is found through the small integer index on
+  `key` (the full id and source are compared on every match, so a hash collision is harmless)
+  and a charge point's sessions through the integer index (pdc number, start);
+- `session_ledger` is a view with the historical columns, for operators and tests.
+
+`session_month` holds, per source, month, SIREN, operational unit and station, the energy and
+count of accepted sessions and of excluded ones. `write_verdicts` moves it in the same
+transaction by exactly the difference: a stored session's stored contribution (month, charge
+point facts, accepted, energy in millionths of a kWh) is subtracted and the new one added, so
+the table always equals the sum of the ledger, with no rounding residue. `changed_at` is the
+last time a month's row changed: a month changed after it was submitted needs resubmitting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import repeat
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.records import NO_TIME, SessionBatch
+
+__all__ = [
+    "MonthTotal",
+    "ensure_schema",
+    "last_start_before",
+    "latest_starts",
+    "locate",
+    "month_labels",
+    "month_totals",
+    "read_range",
+    "read_since",
+    "session_keys",
+    "write_verdicts",
+]
+
+PARIS = ZoneInfo("Europe/Paris")
+
+Ints = npt.NDArray[np.int64]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_pdc (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    pdc TEXT NOT NULL,
+    UNIQUE (source, pdc)
+);
+CREATE TABLE IF NOT EXISTS ledger_point (
+    id INTEGER PRIMARY KEY,
+    pdc_id INTEGER NOT NULL,
+    station TEXT NOT NULL,
+    operational_unit TEXT NOT NULL,
+    siren TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    max_power_kw REAL
+);
+CREATE INDEX IF NOT EXISTS ledger_point_pdc ON ledger_point (pdc_id);
+CREATE TABLE IF NOT EXISTS ledger_session (
+    key INTEGER NOT NULL,
+    pdc_id INTEGER NOT NULL,
+    point_id INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    energy_kwh REAL,
+    energy_ukwh INTEGER NOT NULL,
+    month INTEGER NOT NULL,
+    flags INTEGER NOT NULL,
+    source_updated_ns INTEGER,
+    updated_at REAL NOT NULL,
+    session_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_session_key ON ledger_session (key);
+CREATE INDEX IF NOT EXISTS ledger_session_pdc ON ledger_session (pdc_id, start_ns);
+CREATE TABLE IF NOT EXISTS session_month (
+    source TEXT NOT NULL,
+    month TEXT NOT NULL,
+    siren TEXT NOT NULL,
+    operational_unit TEXT NOT NULL,
+    station TEXT NOT NULL,
+    energy_ukwh INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    excluded INTEGER NOT NULL,
+    excluded_ukwh INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (source, month, siren, operational_unit, station)
+) WITHOUT ROWID;
+"""
+
+_VIEW = """
+CREATE VIEW IF NOT EXISTS session_ledger AS
+SELECT d.source AS source, s.session_id AS session_id, d.pdc AS pdc, p.station AS station,
+       p.operational_unit AS operational_unit, p.siren AS siren, p.entity AS entity,
+       s.start_ns AS start_ns, s.end_ns AS end_ns, s.energy_kwh AS energy_kwh,
+       s.energy_ukwh AS energy_ukwh, p.max_power_kw AS max_power_kw,
+       printf('%04d-%02d', s.month / 100, s.month % 100) AS month, s.flags AS flags,
+       s.flags = 0 AS accepted, s.source_updated_ns AS source_updated_ns,
+       s.updated_at AS updated_at
+FROM ledger_session s
+JOIN ledger_pdc d ON d.id = s.pdc_id
+JOIN ledger_point p ON p.id = s.point_id
+"""
+
+# Row layout of `ledger_session` as written (tuples are built in this order).
+_ROW = (
+    "key, pdc_id, point_id, start_ns, end_ns, energy_kwh, energy_ukwh, month, flags, "
+    "source_updated_ns, updated_at, session_id"
+)
+_INSERT = f"INSERT INTO ledger_session ({_ROW}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_UPDATE = (
+    "UPDATE ledger_session SET "  # noqa: S608
+    + ", ".join(f"{name.strip()} = ?" for name in _ROW.split(","))
+    + " WHERE rowid = ?"
+)
+
+# What the engine reads back: the columns of a `SessionBatch`, then the flags.
+_READ = """
+SELECT s.session_id, d.pdc, p.station, p.operational_unit, p.siren, p.entity, s.start_ns,
+       s.end_ns, s.energy_kwh, p.max_power_kw, s.source_updated_ns, s.flags
+FROM ledger_session s
+JOIN ledger_pdc d ON d.id = s.pdc_id
+JOIN ledger_point p ON p.id = s.point_id
+"""
+
+# Stored versions of sessions by key: what a new version replaces and the contribution it
+# made to `session_month`. CROSS JOIN keeps the keys the outer loop (one index search each);
+# left to itself the planner walks every session of the source instead.
+_STORED = """
+SELECT s.rowid, s.session_id, s.month, p.siren, p.operational_unit, p.station, s.flags,
+       s.energy_ukwh
+FROM json_each(?) j
+CROSS JOIN ledger_session s ON s.key = j.value
+CROSS JOIN ledger_pdc d ON d.id = s.pdc_id AND d.source = ?
+CROSS JOIN ledger_point p ON p.id = s.point_id
+"""
+
+_MONTH_ADD = """
+INSERT INTO session_month (source, month, siren, operational_unit, station,
+                           energy_ukwh, sessions, excluded, excluded_ukwh, changed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (source, month, siren, operational_unit, station) DO UPDATE SET
+    energy_ukwh = energy_ukwh + excluded.energy_ukwh,
+    sessions = sessions + excluded.sessions,
+    excluded = session_month.excluded + excluded.excluded,
+    excluded_ukwh = excluded_ukwh + excluded.excluded_ukwh,
+    changed_at = excluded.changed_at
+"""
+_MONTH_EMPTY = """
+DELETE FROM session_month WHERE source = ? AND month = ? AND siren = ?
+    AND operational_unit = ? AND station = ? AND sessions = 0 AND excluded = 0
+"""
+
+# Session key hashing (see `session_keys`): ids up to this many characters are hashed in
+# numpy, longer ones (never seen in practice) one by one with blake2b.
+_WIDE = 64
+_MUL = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+# Energies beyond this many kWh are nonsense (and would overflow 64-bit millionths): they
+# count as 0 in the totals, like non-finite ones.
+_ENERGY_LIMIT = 1e12
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create the ledger tables and view if missing; migrate an old `session_ledger` table."""
+    conn.executescript(_SCHEMA)
+    kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'session_ledger'").fetchone()
+    if kind is not None and kind[0] == "table":
+        _migrate(conn)
+    conn.execute(_VIEW)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Move the rows of the previous version's `session_ledger` table into the new storage
+    and replace the table by the view, in one savepoint (so a crash leaves either format).
+    `session_month` already equals the sum of the old rows and is left alone; each row keeps
+    its stored month, energy in millionths and write time."""
+    conn.execute("SAVEPOINT ledger_migration")
+    try:
+        cursor = conn.execute(
+            "SELECT source, session_id, pdc, station, operational_unit, siren, entity, "
+            "start_ns, end_ns, energy_kwh, energy_ukwh, max_power_kw, month, flags, "
+            "source_updated_ns, updated_at FROM session_ledger ORDER BY source, rowid"
+        )
+        while rows := cursor.fetchmany(50_000):
+            by_source: dict[str, list[Any]] = {}
+            for row in rows:
+                by_source.setdefault(row[0], []).append(row)
+            for source, part in by_source.items():
+                _migrate_rows(conn, source, part)
+        conn.execute("DROP TABLE session_ledger")
+        conn.execute(_VIEW)
+    except BaseException:
+        conn.execute("ROLLBACK TO ledger_migration")
+        conn.execute("RELEASE ledger_migration")
+        raise
+    conn.execute("RELEASE ledger_migration")
+
+
+def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> None:
+    (
+        _,
+        ids,
+        pdcs,
+        stations,
+        units,
+        sirens,
+        entities,
+        starts,
+        ends,
+        energies,
+        ukwh,
+        powers,
+        months,
+        flags,
+        updated,
+        written,
+    ) = (list(column) for column in zip(*rows, strict=True))
+    batch = SessionBatch(
+        source=source,
+        session_id=ids,
+        pdc=pdcs,
+        station=stations,
+        operational_unit=units,
+        siren=sirens,
+        entity=entities,
+        start_ns=np.asarray(starts, np.int64),
+        end_ns=np.asarray(ends, np.int64),
+        energy_kwh=np.asarray([math.nan if e is None else e for e in energies], np.float64),
+        max_power_kw=np.asarray([math.nan if p is None else p for p in powers], np.float64),
+        updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
+    )
+    pdc_ids, point_ids, _ = _charge_points(conn, batch)
+    month_numbers = [int(label[:4]) * 100 + int(label[5:7]) for label in months]
+    conn.executemany(
+        _INSERT,
+        zip(
+            session_keys(source, ids).tolist(),
+            pdc_ids,
+            point_ids,
+            starts,
+            ends,
+            batch.energy_kwh.tolist(),
+            ukwh,
+            month_numbers,
+            flags,
+            updated,
+            written,
+            ids,
+            strict=True,
+        ),
+    )
+
+
+def session_keys(source: str, session_ids: Sequence[str]) -> Ints:
+    """The 64-bit lookup key of each session id of `source` (a hash; equal ids, equal keys).
+
+    Computed in numpy over the ids' UTF-32 code units, two characters per 64-bit word: a
+    multiply-rotate chain seeded by the source and the length, then the splitmix64
+    finaliser. The values are part of the stored format: never change this function without
+    rewriting `ledger_session.key`. Keys lie within ±2**62 (JSON and SQLite keep them exact).
+    """
+    count = len(session_ids)
+    keys = np.empty(count, np.int64)
+    if not count:
+        return keys
+    lengths = np.fromiter(map(len, session_ids), np.int64, count)
+    seed = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=8).digest(), "little")
+    long = lengths > _WIDE
+    if long.any():
+        for index in np.flatnonzero(long).tolist():
+            digest = hashlib.blake2b(
+                session_ids[index].encode("utf-8", "surrogatepass"),
+                digest_size=8,
+                key=seed.to_bytes(8, "little"),
+            ).digest()
+            keys[index] = int.from_bytes(digest, "little", signed=True) >> 2
+        short = np.flatnonzero(~long)
+        if short.size:
+            keys[short] = session_keys(source, [session_ids[i] for i in short.tolist()])
+        return keys
+    columns = (int(lengths.max()) + 1) // 2
+    width = max(2, 2 * columns)
+    text = np.asarray(session_ids, dtype=f"<U{width}")
+    words = text.view("<u8").reshape(count, width // 2)
+    with np.errstate(over="ignore"):
+        hashed = np.full(count, seed, np.uint64) ^ (lengths.astype(np.uint64) * _MUL)
+        uniform = bool((lengths == lengths[0]).all())
+        for column in range(columns):
+            mixed = hashed ^ words[:, column]
+            mixed = ((mixed << np.uint64(27)) | (mixed >> np.uint64(37))) * _MUL
+            # A shorter id stops mixing at its own length, so its key does not depend on the
+            # width of the batch it came in.
+            hashed = mixed if uniform else np.where(lengths > 2 * column, mixed, hashed)
+        hashed ^= hashed >> np.uint64(30)
+        hashed *= _MIX1
+        hashed ^= hashed >> np.uint64(27)
+        hashed *= _MIX2
+        hashed ^= hashed >> np.uint64(31)
+    keys[:] = hashed.view(np.int64) >> 2
+    return keys
+
+
+def month_labels(start_ns: Ints) -> Ints:
+    """The Europe/Paris month of each start as the integer YYYYMM (vectorised: the month
+    boundaries of the years present, then one binary search per start)."""
+    if not len(start_ns):
+        return np.empty(0, np.int64)
+    # UTC years, widened by one on each side: a Paris month starts at most 2 hours from UTC.
+    years = np.unique(start_ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64))
+    first, last = int(years.min()) + 1970 - 1, int(years.max()) + 1970 + 1
+    first, last = max(first, 1), min(last, 9998)
+    bounds: list[int] = []
+    labels: list[int] = []
+    for year in range(first, last + 1):
+        for month in range(1, 13):
+            moment = datetime(year, month, 1, tzinfo=PARIS)
+            # Whole seconds since the epoch, exact (no float), then nanoseconds.
+            bounds.append(int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()))
+            labels.append(year * 100 + month)
+    edges = np.asarray(bounds, np.int64) * 1_000_000_000
+    found = np.searchsorted(edges, start_ns, side="right") - 1
+    return np.asarray(labels, np.int64)[np.clip(found, 0, len(labels) - 1)]
+
+
+def _energy_ukwh(energy: npt.NDArray[np.float64]) -> Ints:
+    """`round(energy * 1e6)` (half to even, as Python rounds); non-finite or absurd → 0."""
+    sane = np.isfinite(energy) & (np.abs(energy) < _ENERGY_LIMIT)
+    return np.where(sane, np.rint(np.where(sane, energy, 0.0) * 1e6), 0.0).astype(np.int64)
+
+
+def _optional(values: list[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
+    """`values` with None where `missing` (NULL in SQLite)."""
+    if missing.any():
+        for index in np.flatnonzero(missing).tolist():
+            values[index] = None
+    return values
+
+
+def _charge_points(conn: sqlite3.Connection, batch: SessionBatch) -> tuple[list[int], ...]:
+    """The `ledger_pdc` and `ledger_point` numbers of each row (created when new), and the
+    point number → (siren, unit, station) of the points used."""
+    source = batch.source
+    pdc_of: dict[str, int | None] = dict.fromkeys(batch.pdc)
+    for name, number in conn.execute(
+        "SELECT pdc, id FROM ledger_pdc WHERE source = ? "
+        "AND pdc IN (SELECT value FROM json_each(?))",
+        (source, json.dumps(list(pdc_of))),
+    ):
+        pdc_of[name] = number
+    for name, number in pdc_of.items():
+        if number is None:
+            pdc_of[name] = conn.execute(
+                "INSERT INTO ledger_pdc (source, pdc) VALUES (?, ?) RETURNING id", (source, name)
+            ).fetchone()[0]
+    pdc_ids: list[int] = [pdc_of[name] for name in batch.pdc]  # type: ignore[misc]
+    # NaN powers are stored as NULL; None keeps them equal to each other as dictionary keys.
+    powers = _optional(batch.max_power_kw.tolist(), np.isnan(batch.max_power_kw))
+    facts = list(
+        zip(
+            pdc_ids,
+            batch.station,
+            batch.operational_unit,
+            batch.siren,
+            batch.entity,
+            powers,
+            strict=True,
+        )
+    )
+    point_of: dict[tuple[Any, ...], int | None] = dict.fromkeys(facts)
+    used = list({fact[0] for fact in point_of})
+    for number, *fact in conn.execute(
+        "SELECT id, pdc_id, station, operational_unit, siren, entity, max_power_kw "
+        "FROM ledger_point WHERE pdc_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(used),),
+    ):
+        key = tuple(fact)
+        if key in point_of:
+            point_of[key] = number
+    for fact, number in point_of.items():
+        if number is None:
+            point_of[fact] = conn.execute(
+                "INSERT INTO ledger_point (pdc_id, station, operational_unit, siren, entity, "
+                "max_power_kw) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                fact,
+            ).fetchone()[0]
+    point_ids: list[int] = [point_of[fact] for fact in facts]  # type: ignore[misc]
+    return pdc_ids, point_ids, facts  # type: ignore[return-value]
+
+
+def write_verdicts(
+    conn: sqlite3.Connection,
+    batch: SessionBatch,
+    flags: npt.NDArray[np.integer[Any]],
+    known: npt.NDArray[np.bool_],
+) -> None:
+    """Store row i of `batch` (the latest version of that session) with rule bits `flags[i]`,
+    and move `session_month` by exactly the difference. Inside the caller's transaction.
+
+    `known` says which sessions the caller knows to be stored already. Every row is looked up
+    regardless (the lookup costs what a uniqueness check would), so a row believed new that
+    is stored already (a replay after a crash) replaces it like an update: never counted
+    twice. If a session id occurs more than once in `batch`, its last row wins."""
+    del known  # a hint only: see above
+    count = len(batch)
+    if not count:
+        return
+    source = batch.source
+    ids = batch.session_id
+    position = dict(zip(ids, range(count), strict=True))
+    flags = np.asarray(flags, np.int64)
+    if len(position) < count:  # repeated ids: keep each one's last row
+        keep = np.fromiter(sorted(position.values()), np.intp, len(position))
+        batch, flags = batch.take(keep), flags[keep]
+        ids, count = batch.session_id, len(keep)
+        position = dict(zip(ids, range(count), strict=True))
+    now = time.time()
+    keys = session_keys(source, ids)
+    months = month_labels(batch.start_ns)
+    ukwh = _energy_ukwh(batch.energy_kwh)
+    pdc_ids, point_ids, facts = _charge_points(conn, batch)
+
+    # Stored versions (keys sorted, so the index is walked in order).
+    stored: dict[int, tuple[Any, ...]] = {}
+    for row in conn.execute(
+        _STORED, ("[" + ",".join(map(str, np.unique(keys).tolist())) + "]", source)
+    ):
+        index = position.get(row[1])
+        if index is not None:  # not a different id that happens to share the key
+            stored[index] = row
+
+    rows = list(
+        zip(
+            keys.tolist(),
+            pdc_ids,
+            point_ids,
+            batch.start_ns.tolist(),
+            batch.end_ns.tolist(),
+            batch.energy_kwh.tolist(),
+            ukwh.tolist(),
+            months.tolist(),
+            flags.tolist(),
+            _optional(batch.updated_ns.tolist(), batch.updated_ns == NO_TIME),
+            repeat(now),
+            ids,
+        )
+    )
+    if stored:
+        conn.executemany(_UPDATE, [(*rows[index], old[0]) for index, old in stored.items()])
+        fresh = np.ones(count, bool)
+        fresh[list(stored)] = False
+        order = np.flatnonzero(fresh)
+    else:
+        order = np.arange(count)
+    # New rows in (charge point, start) order: consecutive inserts land on the same pages of
+    # the charge point index.
+    order = order[np.lexsort((batch.start_ns[order], np.asarray(pdc_ids, np.int64)[order]))]
+    conn.executemany(_INSERT, [rows[index] for index in order.tolist()])
+    _move_months(conn, source, facts, rows, stored, now)
+
+
+def _move_months(
+    conn: sqlite3.Connection,
+    source: str,
+    facts: list[tuple[Any, ...]],
+    rows: list[tuple[Any, ...]],
+    stored: dict[int, tuple[Any, ...]],
+    now: float,
+) -> None:
+    """Add every row's contribution to `session_month` and subtract the stored ones."""
+    # Per (month, point): accepted energy, accepted count, excluded count, excluded energy.
+    by_point: dict[tuple[int, int], list[int]] = {}
+    for row in rows:
+        key = (row[7], row[2])
+        delta = by_point.get(key)
+        if delta is None:
+            delta = by_point[key] = [0, 0, 0, 0]
+        if row[8]:
+            delta[2] += 1
+            delta[3] += row[6]
+        else:
+            delta[0] += row[6]
+            delta[1] += 1
+    facts_of = {row[2]: fact for row, fact in zip(rows, facts, strict=True)}
+    deltas: dict[tuple[str, str, str, str], list[int]] = {}
+    for (month, point), delta in by_point.items():
+        _, station, unit, siren, _, _ = facts_of[point]
+        key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)
+        total = deltas.get(key)
+        if total is None:
+            deltas[key] = delta
+        else:
+            for slot in range(4):
+                total[slot] += delta[slot]
+    emptied = set()
+    for _, _, month, siren, unit, station, old_flags, old_ukwh in stored.values():
+        key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)
+        emptied.add(key)
+        delta = deltas.setdefault(key, [0, 0, 0, 0])
+        if old_flags:
+            delta[2] -= 1
+            delta[3] -= old_ukwh
+        else:
+            delta[0] -= old_ukwh
+            delta[1] -= 1
+    conn.executemany(
+        _MONTH_ADD,
+        [(source, *key, *delta, now) for key, delta in deltas.items() if any(delta)],
+    )
+    if emptied:
+        conn.executemany(_MONTH_EMPTY, [(source, *key) for key in emptied])
+
+
+def _batch(source: str, rows: list[Any]) -> tuple[SessionBatch, Ints]:
+    """The batch and flags of rows selected with `_READ`."""
+    if not rows:
+        return SessionBatch.empty(source), np.empty(0, np.int64)
+    (
+        ids,
+        pdcs,
+        stations,
+        units,
+        sirens,
+        entities,
+        starts,
+        ends,
+        energies,
+        powers,
+        updated,
+        flags,
+    ) = (list(column) for column in zip(*rows, strict=True))
+    return (
+        SessionBatch(
+            source=source,
+            session_id=ids,
+            pdc=pdcs,
+            station=stations,
+            operational_unit=units,
+            siren=sirens,
+            entity=entities,
+            start_ns=np.asarray(starts, np.int64),
+            end_ns=np.asarray(ends, np.int64),
+            energy_kwh=np.asarray(energies, np.float64),  # NULL (None) → NaN
+            max_power_kw=np.asarray(powers, np.float64),
+            updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
+        ),
+        np.asarray(flags, np.int64),
+    )
+
+
+def latest_starts(conn: sqlite3.Connection) -> dict[str, int]:
+    """The latest session start per source."""
+    # One index lookup per charge point instead of a scan of every session.
+    rows = conn.execute(
+        "SELECT source, MAX(latest) FROM (SELECT d.source AS source, "
+        "(SELECT MAX(start_ns) FROM ledger_session WHERE pdc_id = d.id) AS latest "
+        "FROM ledger_pdc d) WHERE latest IS NOT NULL GROUP BY source"
+    )
+    return dict(rows.fetchall())
+
+
+def read_since(conn: sqlite3.Connection, source: str, start_ns: int) -> tuple[SessionBatch, Ints]:
+    """Every stored session of `source` starting at or after `start_ns`, and its flags."""
+    rows = conn.execute(
+        _READ + "WHERE s.pdc_id IN (SELECT id FROM ledger_pdc WHERE source = ?) "  # noqa: S608
+        "AND s.start_ns >= ?",
+        (source, start_ns),
+    ).fetchall()
+    return _batch(source, rows)
+
+
+def read_range(
+    conn: sqlite3.Connection, source: str, pdcs: Sequence[str], lo_ns: int, hi_ns: int
+) -> tuple[SessionBatch, Ints]:
+    """The stored sessions of charge points `pdcs` with `lo_ns <= start < hi_ns`, and flags."""
+    rows = conn.execute(
+        _READ + "WHERE s.pdc_id IN (SELECT id FROM ledger_pdc WHERE source = ? "  # noqa: S608
+        "AND pdc IN (SELECT value FROM json_each(?))) AND s.start_ns >= ? AND s.start_ns < ?",
+        (source, json.dumps(list(pdcs)), lo_ns, hi_ns),
+    ).fetchall()
+    return _batch(source, rows)
+
+
+def last_start_before(conn: sqlite3.Connection, source: str, pdc: str, start_ns: int) -> int | None:
+    """The latest stored start of charge point `pdc` before `start_ns` (None: there is none)."""
+    row = conn.execute(
+        "SELECT MAX(start_ns) FROM ledger_session WHERE pdc_id = "
+        "(SELECT id FROM ledger_pdc WHERE source = ? AND pdc = ?) AND start_ns < ?",
+        (source, pdc, start_ns),
+    ).fetchone()
+    return row[0]
+
+
+def locate(
+    conn: sqlite3.Connection, source: str, session_ids: Sequence[str]
+) -> dict[str, tuple[str, int]]:
+    """Session id → (pdc, start_ns) of those of `session_ids` that are stored."""
+    if not session_ids:
+        return {}
+    wanted = set(session_ids)
+    keys = np.unique(session_keys(source, list(session_ids))).tolist()
+    found: dict[str, tuple[str, int]] = {}
+    for sid, pdc, start in conn.execute(
+        "SELECT s.session_id, d.pdc, s.start_ns FROM json_each(?) j "
+        "CROSS JOIN ledger_session s ON s.key = j.value "
+        "CROSS JOIN ledger_pdc d ON d.id = s.pdc_id AND d.source = ?",
+        ("[" + ",".join(map(str, keys)) + "]", source),
+    ):
+        if sid in wanted:
+            found[sid] = (pdc, start)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class MonthTotal:
+    """Accepted and excluded energy of one station in one month (what CARBURE receives)."""
+
+    source: str
+    month: str
+    siren: str
+    operational_unit: str
+    station: str
+    energy_kwh: float
+    sessions: int
+    excluded: int
+    excluded_kwh: float
+    changed_at: datetime
+
+
+def month_totals(
+    conn: sqlite3.Connection,
+    month: str,
+    *,
+    sources: Iterable[str] | None = None,
+    siren: str | None = None,
+) -> list[MonthTotal]:
+    """Totals of `month` ("YYYY-MM", Europe/Paris) per source/SIREN/unit/station, sorted."""
+    query = (
+        "SELECT source, month, siren, operational_unit, station, energy_ukwh, sessions, "
+        "excluded, excluded_ukwh, changed_at FROM session_month WHERE month = ?"
+    )
+    params: list[object] = [month]
+    if siren is not None:
+        query += " AND siren = ?"
+        params.append(siren)
+    wanted = None if sources is None else set(sources)
+    rows = conn.execute(query + " ORDER BY siren, operational_unit, station, source", params)
+    return [
+        MonthTotal(
+            source=row[0],
+            month=row[1],
+            siren=row[2],
+            operational_unit=row[3],
+            station=row[4],
+            energy_kwh=row[5] / 1_000_000,
+            sessions=row[6],
+            excluded=row[7],
+            excluded_kwh=row[8] / 1_000_000,
+            changed_at=datetime.fromtimestamp(row[9], UTC),
+        )
+        for row in rows
+        if wanted is None or row[0] in wanted
+    ]

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from daemon.checks import ledger as store
+from daemon.checks import store
 from daemon.checks.memory import MIN_NS, Memory
 from daemon.checks.rules import NEIGHBOUR_RULES, SessionRulesConfig, own_flags_array
 from daemon.checks.verdicts import new_session_points, rejudged_points

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from collectors.qualicharge.fake import make_fleet, make_sessions
-from daemon.checks.ledger import month_totals
+from daemon.checks.store import month_totals
 from daemon.checks.rules import DUPS, OVLP, SessionRulesConfig
 from daemon.emitter import Emitter
 from daemon.metrics import Counters

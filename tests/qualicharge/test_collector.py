@@ -14,7 +14,7 @@ from sqlalchemy import update
 from collectors.qualicharge import PLUGIN
 from collectors.qualicharge.db import Watermark
 from collectors.qualicharge.fake import make_sessions
-from daemon.checks.ledger import month_totals
+from daemon.checks.store import month_totals
 from daemon.collector import DemoEnv
 from daemon.errors import DataError, UpstreamError
 from tests.checks.seed_reference import frame, reference_flags

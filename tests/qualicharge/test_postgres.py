@@ -19,7 +19,7 @@ import pytest
 from collectors.qualicharge.db import Watermark
 from collectors.qualicharge.fake import make_sessions
 from collectors.qualicharge.simulator import SimulatedDatabase, build_database
-from daemon.checks.ledger import month_totals
+from daemon.checks.store import month_totals
 from tests.qualicharge.conftest import config_for
 from tests.qualicharge.harness import Harness
 

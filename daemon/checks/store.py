@@ -362,55 +362,62 @@ def _optional(values: list[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
     return values
 
 
-def _charge_points(conn: sqlite3.Connection, batch: SessionBatch) -> tuple[list[int], ...]:
+def _charge_points(
+    conn: sqlite3.Connection, batch: SessionBatch
+) -> tuple[list[int], list[int], dict[int, tuple[Any, ...]]]:
     """The `ledger_pdc` and `ledger_point` numbers of each row (created when new), and the
-    point number → (siren, unit, station) of the points used."""
+    facts (pdc number, station, unit, SIREN, entity, power) of each point number used."""
     source = batch.source
-    pdc_of: dict[str, int | None] = dict.fromkeys(batch.pdc)
+    names = batch.pdc
+    # One representative row per charge point (its last): the facts to check rows against.
+    last = dict(zip(names, range(len(names)), strict=True))
+    pdc_of: dict[str, int] = {}
     for name, number in conn.execute(
         "SELECT pdc, id FROM ledger_pdc WHERE source = ? "
         "AND pdc IN (SELECT value FROM json_each(?))",
-        (source, json.dumps(list(pdc_of))),
+        (source, json.dumps(list(last))),
     ):
         pdc_of[name] = number
-    for name, number in pdc_of.items():
-        if number is None:
+    for name in last:
+        if name not in pdc_of:
             pdc_of[name] = conn.execute(
                 "INSERT INTO ledger_pdc (source, pdc) VALUES (?, ?) RETURNING id", (source, name)
             ).fetchone()[0]
-    pdc_ids: list[int] = [pdc_of[name] for name in batch.pdc]  # type: ignore[misc]
+    pdc_ids = [pdc_of[name] for name in names]
     # NaN powers are stored as NULL; None keeps them equal to each other as dictionary keys.
     powers = _optional(batch.max_power_kw.tolist(), np.isnan(batch.max_power_kw))
-    facts = list(
-        zip(
-            pdc_ids,
-            batch.station,
-            batch.operational_unit,
-            batch.siren,
-            batch.entity,
-            powers,
-            strict=True,
-        )
+    columns = (pdc_ids, batch.station, batch.operational_unit, batch.siren, batch.entity, powers)
+    # Usually every row of a charge point carries the same facts: then they are resolved per
+    # charge point, and rows only compared as whole lists (in C), not hashed one by one.
+    picks = [last[name] for name in names]
+    uniform = all(column == [column[i] for i in picks] for column in columns[1:5]) and (
+        np.array_equal(batch.max_power_kw, batch.max_power_kw[picks], equal_nan=True)
     )
-    point_of: dict[tuple[Any, ...], int | None] = dict.fromkeys(facts)
-    used = list({fact[0] for fact in point_of})
+    rows = picks if uniform else range(len(names))
+    facts = [tuple(column[i] for column in columns) for i in dict.fromkeys(rows)]
+    point_of: dict[tuple[Any, ...], int] = {}
+    wanted = set(facts)
     for number, *fact in conn.execute(
         "SELECT id, pdc_id, station, operational_unit, siren, entity, max_power_kw "
         "FROM ledger_point WHERE pdc_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(used),),
+        (json.dumps(list({fact[0] for fact in facts})),),
     ):
         key = tuple(fact)
-        if key in point_of:
+        if key in wanted:
             point_of[key] = number
-    for fact, number in point_of.items():
-        if number is None:
+    for fact in facts:
+        if fact not in point_of:
             point_of[fact] = conn.execute(
                 "INSERT INTO ledger_point (pdc_id, station, operational_unit, siren, entity, "
                 "max_power_kw) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 fact,
             ).fetchone()[0]
-    point_ids: list[int] = [point_of[fact] for fact in facts]  # type: ignore[misc]
-    return pdc_ids, point_ids, facts  # type: ignore[return-value]
+    if uniform:
+        by_pdc = {fact[0]: point_of[fact] for fact in facts}
+        point_ids = [by_pdc[number] for number in pdc_ids]
+    else:
+        point_ids = [point_of[fact] for fact in zip(*columns, strict=True)]
+    return pdc_ids, point_ids, {number: fact for fact, number in point_of.items()}
 
 
 def write_verdicts(
@@ -454,69 +461,90 @@ def write_verdicts(
         if index is not None:  # not a different id that happens to share the key
             stored[index] = row
 
-    rows = list(
-        zip(
-            keys.tolist(),
-            pdc_ids,
-            point_ids,
-            batch.start_ns.tolist(),
-            batch.end_ns.tolist(),
-            batch.energy_kwh.tolist(),
-            ukwh.tolist(),
-            months.tolist(),
-            flags.tolist(),
-            _optional(batch.updated_ns.tolist(), batch.updated_ns == NO_TIME),
-            repeat(now),
-            ids,
-        )
-    )
+    pdc_array = np.asarray(pdc_ids, np.int64)
+    point_array = np.asarray(point_ids, np.int64)
     if stored:
-        conn.executemany(_UPDATE, [(*rows[index], old[0]) for index, old in stored.items()])
+        again = list(stored)
+        rows = _rows(batch, np.asarray(again), keys, pdc_array, point_array, ukwh, months, flags)
+        conn.executemany(
+            _UPDATE,
+            [
+                (*row, now, ids[i], stored[i][0])
+                for row, i in zip(zip(*rows, strict=True), again, strict=True)
+            ],
+        )
         fresh = np.ones(count, bool)
-        fresh[list(stored)] = False
+        fresh[again] = False
         order = np.flatnonzero(fresh)
     else:
         order = np.arange(count)
     # New rows in (charge point, start) order: consecutive inserts land on the same pages of
     # the charge point index.
-    order = order[np.lexsort((batch.start_ns[order], np.asarray(pdc_ids, np.int64)[order]))]
-    conn.executemany(_INSERT, [rows[index] for index in order.tolist()])
-    _move_months(conn, source, facts, rows, stored, now)
+    order = order[np.lexsort((batch.start_ns[order], pdc_array[order]))]
+    rows = _rows(batch, order, keys, pdc_array, point_array, ukwh, months, flags)
+    conn.executemany(_INSERT, zip(*rows, repeat(now), [ids[i] for i in order.tolist()]))
+    _move_months(conn, source, months, point_array, ukwh, flags != 0, facts, stored, now)
+
+
+def _rows(
+    batch: SessionBatch, order: npt.NDArray[np.intp], *columns: npt.NDArray[Any]
+) -> list[list[Any]]:
+    """The `ledger_session` columns from `key` to `source_updated_ns` of rows `order`, given
+    `columns` = key, pdc_id, point_id, energy_ukwh, month, flags: reordered in numpy before
+    they become Python values."""
+    updated = batch.updated_ns[order]
+    return [
+        *(column[order].tolist() for column in columns[:3]),
+        batch.start_ns[order].tolist(),
+        batch.end_ns[order].tolist(),
+        batch.energy_kwh[order].tolist(),
+        *(column[order].tolist() for column in columns[3:]),
+        _optional(updated.tolist(), updated == NO_TIME),
+    ]
 
 
 def _move_months(
     conn: sqlite3.Connection,
     source: str,
-    facts: list[tuple[Any, ...]],
-    rows: list[tuple[Any, ...]],
+    months: Ints,
+    points: Ints,
+    ukwh: Ints,
+    excluded: npt.NDArray[np.bool_],
+    facts: dict[int, tuple[Any, ...]],
     stored: dict[int, tuple[Any, ...]],
     now: float,
 ) -> None:
     """Add every row's contribution to `session_month` and subtract the stored ones."""
-    # Per (month, point): accepted energy, accepted count, excluded count, excluded energy.
-    by_point: dict[tuple[int, int], list[int]] = {}
-    for row in rows:
-        key = (row[7], row[2])
-        delta = by_point.get(key)
-        if delta is None:
-            delta = by_point[key] = [0, 0, 0, 0]
-        if row[8]:
-            delta[2] += 1
-            delta[3] += row[6]
-        else:
-            delta[0] += row[6]
-            delta[1] += 1
-    facts_of = {row[2]: fact for row, fact in zip(rows, facts, strict=True)}
+    # Sums per (month, point) in numpy, exact in int64; then per (month, SIREN, unit,
+    # station) over the few groups.
+    groups, inverse = np.unique(months * (1 << 32) + points, return_inverse=True)
+    size = len(groups)
+    accepted_ukwh = np.zeros(size, np.int64)
+    excluded_ukwh = np.zeros(size, np.int64)
+    np.add.at(accepted_ukwh, inverse, np.where(excluded, 0, ukwh))
+    np.add.at(excluded_ukwh, inverse, np.where(excluded, ukwh, 0))
+    excluded_count = np.bincount(inverse, weights=excluded, minlength=size).astype(np.int64)
+    accepted_count = np.bincount(inverse, minlength=size) - excluded_count
     deltas: dict[tuple[str, str, str, str], list[int]] = {}
-    for (month, point), delta in by_point.items():
-        _, station, unit, siren, _, _ = facts_of[point]
+    for group, energy, count, dropped, dropped_ukwh in zip(
+        groups.tolist(),
+        accepted_ukwh.tolist(),
+        accepted_count.tolist(),
+        excluded_count.tolist(),
+        excluded_ukwh.tolist(),
+        strict=True,
+    ):
+        month = group >> 32
+        _, station, unit, siren, _, _ = facts[group & 0xFFFFFFFF]
         key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)
         total = deltas.get(key)
         if total is None:
-            deltas[key] = delta
+            deltas[key] = [energy, count, dropped, dropped_ukwh]
         else:
-            for slot in range(4):
-                total[slot] += delta[slot]
+            total[0] += energy
+            total[1] += count
+            total[2] += dropped
+            total[3] += dropped_ukwh
     emptied = set()
     for _, _, month, siren, unit, station, old_flags, old_ukwh in stored.values():
         key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)

@@ -29,21 +29,26 @@ last time a month's row changed: a month changed after it was submitted needs re
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import repeat
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
+from daemon.checks import columns
+from daemon.checks.store_reads import (
+    MonthTotal,
+    last_start_before,
+    latest_starts,
+    locate,
+    month_totals,
+    read_range,
+    read_since,
+)
 from daemon.records import NO_TIME, SessionBatch
 
 __all__ = [
@@ -52,15 +57,11 @@ __all__ = [
     "last_start_before",
     "latest_starts",
     "locate",
-    "month_labels",
     "month_totals",
     "read_range",
     "read_since",
-    "session_keys",
     "write_verdicts",
 ]
-
-PARIS = ZoneInfo("Europe/Paris")
 
 Ints = npt.NDArray[np.int64]
 
@@ -138,15 +139,6 @@ _UPDATE = (
     + " WHERE rowid = ?"
 )
 
-# What the engine reads back: the columns of a `SessionBatch`, then the flags.
-_READ = """
-SELECT s.session_id, d.pdc, p.station, p.operational_unit, p.siren, p.entity, s.start_ns,
-       s.end_ns, s.energy_kwh, p.max_power_kw, s.source_updated_ns, s.flags
-FROM ledger_session s
-JOIN ledger_pdc d ON d.id = s.pdc_id
-JOIN ledger_point p ON p.id = s.point_id
-"""
-
 # Stored versions of sessions by key: what a new version replaces and the contribution it
 # made to `session_month`. CROSS JOIN keeps the keys the outer loop (one index search each);
 # left to itself the planner walks every session of the source instead.
@@ -174,16 +166,6 @@ _MONTH_EMPTY = """
 DELETE FROM session_month WHERE source = ? AND month = ? AND siren = ?
     AND operational_unit = ? AND station = ? AND sessions = 0 AND excluded = 0
 """
-
-# Session key hashing (see `session_keys`): ids up to this many characters are hashed in
-# numpy, longer ones (never seen in practice) one by one with blake2b.
-_WIDE = 64
-_MUL = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-# Energies beyond this many kWh are nonsense (and would overflow 64-bit millionths): they
-# count as 0 in the totals, like non-finite ones.
-_ENERGY_LIMIT = 1e12
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
@@ -260,7 +242,7 @@ def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> Non
     conn.executemany(
         _INSERT,
         zip(
-            session_keys(source, ids).tolist(),
+            columns.session_keys(source, ids).tolist(),
             pdc_ids,
             point_ids,
             starts,
@@ -275,83 +257,6 @@ def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> Non
             strict=True,
         ),
     )
-
-
-def session_keys(source: str, session_ids: Sequence[str]) -> Ints:
-    """The 64-bit lookup key of each session id of `source` (a hash; equal ids, equal keys).
-
-    Computed in numpy over the ids' UTF-32 code units, two characters per 64-bit word: a
-    multiply-rotate chain seeded by the source and the length, then the splitmix64
-    finaliser. The values are part of the stored format: never change this function without
-    rewriting `ledger_session.key`. Keys lie within ±2**62 (JSON and SQLite keep them exact).
-    """
-    count = len(session_ids)
-    keys = np.empty(count, np.int64)
-    if not count:
-        return keys
-    lengths = np.fromiter(map(len, session_ids), np.int64, count)
-    seed = int.from_bytes(hashlib.blake2b(source.encode(), digest_size=8).digest(), "little")
-    long = lengths > _WIDE
-    if long.any():
-        for index in np.flatnonzero(long).tolist():
-            digest = hashlib.blake2b(
-                session_ids[index].encode("utf-8", "surrogatepass"),
-                digest_size=8,
-                key=seed.to_bytes(8, "little"),
-            ).digest()
-            keys[index] = int.from_bytes(digest, "little", signed=True) >> 2
-        short = np.flatnonzero(~long)
-        if short.size:
-            keys[short] = session_keys(source, [session_ids[i] for i in short.tolist()])
-        return keys
-    columns = (int(lengths.max()) + 1) // 2
-    width = max(2, 2 * columns)
-    text = np.asarray(session_ids, dtype=f"<U{width}")
-    words = text.view("<u8").reshape(count, width // 2)
-    with np.errstate(over="ignore"):
-        hashed = np.full(count, seed, np.uint64) ^ (lengths.astype(np.uint64) * _MUL)
-        uniform = bool((lengths == lengths[0]).all())
-        for column in range(columns):
-            mixed = hashed ^ words[:, column]
-            mixed = ((mixed << np.uint64(27)) | (mixed >> np.uint64(37))) * _MUL
-            # A shorter id stops mixing at its own length, so its key does not depend on the
-            # width of the batch it came in.
-            hashed = mixed if uniform else np.where(lengths > 2 * column, mixed, hashed)
-        hashed ^= hashed >> np.uint64(30)
-        hashed *= _MIX1
-        hashed ^= hashed >> np.uint64(27)
-        hashed *= _MIX2
-        hashed ^= hashed >> np.uint64(31)
-    keys[:] = hashed.view(np.int64) >> 2
-    return keys
-
-
-def month_labels(start_ns: Ints) -> Ints:
-    """The Europe/Paris month of each start as the integer YYYYMM (vectorised: the month
-    boundaries of the years present, then one binary search per start)."""
-    if not len(start_ns):
-        return np.empty(0, np.int64)
-    # UTC years, widened by one on each side: a Paris month starts at most 2 hours from UTC.
-    years = np.unique(start_ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64))
-    first, last = int(years.min()) + 1970 - 1, int(years.max()) + 1970 + 1
-    first, last = max(first, 1), min(last, 9998)
-    bounds: list[int] = []
-    labels: list[int] = []
-    for year in range(first, last + 1):
-        for month in range(1, 13):
-            moment = datetime(year, month, 1, tzinfo=PARIS)
-            # Whole seconds since the epoch, exact (no float), then nanoseconds.
-            bounds.append(int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()))
-            labels.append(year * 100 + month)
-    edges = np.asarray(bounds, np.int64) * 1_000_000_000
-    found = np.searchsorted(edges, start_ns, side="right") - 1
-    return np.asarray(labels, np.int64)[np.clip(found, 0, len(labels) - 1)]
-
-
-def _energy_ukwh(energy: npt.NDArray[np.float64]) -> Ints:
-    """`round(energy * 1e6)` (half to even, as Python rounds); non-finite or absurd → 0."""
-    sane = np.isfinite(energy) & (np.abs(energy) < _ENERGY_LIMIT)
-    return np.where(sane, np.rint(np.where(sane, energy, 0.0) * 1e6), 0.0).astype(np.int64)
 
 
 def _optional(values: list[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
@@ -386,15 +291,15 @@ def _charge_points(
     pdc_ids = [pdc_of[name] for name in names]
     # NaN powers are stored as NULL; None keeps them equal to each other as dictionary keys.
     powers = _optional(batch.max_power_kw.tolist(), np.isnan(batch.max_power_kw))
-    columns = (pdc_ids, batch.station, batch.operational_unit, batch.siren, batch.entity, powers)
+    fields = (pdc_ids, batch.station, batch.operational_unit, batch.siren, batch.entity, powers)
     # Usually every row of a charge point carries the same facts: then they are resolved per
     # charge point, and rows only compared as whole lists (in C), not hashed one by one.
     picks = [last[name] for name in names]
-    uniform = all(column == [column[i] for i in picks] for column in columns[1:5]) and (
+    uniform = all(column == [column[i] for i in picks] for column in fields[1:5]) and (
         np.array_equal(batch.max_power_kw, batch.max_power_kw[picks], equal_nan=True)
     )
     rows = picks if uniform else range(len(names))
-    facts = [tuple(column[i] for column in columns) for i in dict.fromkeys(rows)]
+    facts = [tuple(column[i] for column in fields) for i in dict.fromkeys(rows)]
     point_of: dict[tuple[Any, ...], int] = {}
     wanted = set(facts)
     for number, *fact in conn.execute(
@@ -416,7 +321,7 @@ def _charge_points(
         by_pdc = {fact[0]: point_of[fact] for fact in facts}
         point_ids = [by_pdc[number] for number in pdc_ids]
     else:
-        point_ids = [point_of[fact] for fact in zip(*columns, strict=True)]
+        point_ids = [point_of[fact] for fact in zip(*fields, strict=True)]
     return pdc_ids, point_ids, {number: fact for fact, number in point_of.items()}
 
 
@@ -447,9 +352,9 @@ def write_verdicts(
         ids, count = batch.session_id, len(keep)
         position = dict(zip(ids, range(count), strict=True))
     now = time.time()
-    keys = session_keys(source, ids)
-    months = month_labels(batch.start_ns)
-    ukwh = _energy_ukwh(batch.energy_kwh)
+    keys = columns.session_keys(source, ids)
+    months = columns.month_labels(batch.start_ns)
+    ukwh = columns.energy_ukwh(batch.energy_kwh)
     pdc_ids, point_ids, facts = _charge_points(conn, batch)
 
     # Stored versions (keys sorted, so the index is walked in order).
@@ -487,18 +392,18 @@ def write_verdicts(
 
 
 def _rows(
-    batch: SessionBatch, order: npt.NDArray[np.intp], *columns: npt.NDArray[Any]
+    batch: SessionBatch, order: npt.NDArray[np.intp], *arrays: npt.NDArray[Any]
 ) -> list[list[Any]]:
     """The `ledger_session` columns from `key` to `source_updated_ns` of rows `order`, given
-    `columns` = key, pdc_id, point_id, energy_ukwh, month, flags: reordered in numpy before
+    `arrays` = key, pdc_id, point_id, energy_ukwh, month, flags: reordered in numpy before
     they become Python values."""
     updated = batch.updated_ns[order]
     return [
-        *(column[order].tolist() for column in columns[:3]),
+        *(column[order].tolist() for column in arrays[:3]),
         batch.start_ns[order].tolist(),
         batch.end_ns[order].tolist(),
         batch.energy_kwh[order].tolist(),
-        *(column[order].tolist() for column in columns[3:]),
+        *(column[order].tolist() for column in arrays[3:]),
         _optional(updated.tolist(), updated == NO_TIME),
     ]
 
@@ -562,155 +467,3 @@ def _move_months(
     )
     if emptied:
         conn.executemany(_MONTH_EMPTY, [(source, *key) for key in emptied])
-
-
-def _batch(source: str, rows: list[Any]) -> tuple[SessionBatch, Ints]:
-    """The batch and flags of rows selected with `_READ`."""
-    if not rows:
-        return SessionBatch.empty(source), np.empty(0, np.int64)
-    (
-        ids,
-        pdcs,
-        stations,
-        units,
-        sirens,
-        entities,
-        starts,
-        ends,
-        energies,
-        powers,
-        updated,
-        flags,
-    ) = (list(column) for column in zip(*rows, strict=True))
-    return (
-        SessionBatch(
-            source=source,
-            session_id=ids,
-            pdc=pdcs,
-            station=stations,
-            operational_unit=units,
-            siren=sirens,
-            entity=entities,
-            start_ns=np.asarray(starts, np.int64),
-            end_ns=np.asarray(ends, np.int64),
-            energy_kwh=np.asarray(energies, np.float64),  # NULL (None) → NaN
-            max_power_kw=np.asarray(powers, np.float64),
-            updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
-        ),
-        np.asarray(flags, np.int64),
-    )
-
-
-def latest_starts(conn: sqlite3.Connection) -> dict[str, int]:
-    """The latest session start per source."""
-    # One index lookup per charge point instead of a scan of every session.
-    rows = conn.execute(
-        "SELECT source, MAX(latest) FROM (SELECT d.source AS source, "
-        "(SELECT MAX(start_ns) FROM ledger_session WHERE pdc_id = d.id) AS latest "
-        "FROM ledger_pdc d) WHERE latest IS NOT NULL GROUP BY source"
-    )
-    return dict(rows.fetchall())
-
-
-def read_since(conn: sqlite3.Connection, source: str, start_ns: int) -> tuple[SessionBatch, Ints]:
-    """Every stored session of `source` starting at or after `start_ns`, and its flags."""
-    rows = conn.execute(
-        _READ + "WHERE s.pdc_id IN (SELECT id FROM ledger_pdc WHERE source = ?) "  # noqa: S608
-        "AND s.start_ns >= ?",
-        (source, start_ns),
-    ).fetchall()
-    return _batch(source, rows)
-
-
-def read_range(
-    conn: sqlite3.Connection, source: str, pdcs: Sequence[str], lo_ns: int, hi_ns: int
-) -> tuple[SessionBatch, Ints]:
-    """The stored sessions of charge points `pdcs` with `lo_ns <= start < hi_ns`, and flags."""
-    rows = conn.execute(
-        _READ + "WHERE s.pdc_id IN (SELECT id FROM ledger_pdc WHERE source = ? "  # noqa: S608
-        "AND pdc IN (SELECT value FROM json_each(?))) AND s.start_ns >= ? AND s.start_ns < ?",
-        (source, json.dumps(list(pdcs)), lo_ns, hi_ns),
-    ).fetchall()
-    return _batch(source, rows)
-
-
-def last_start_before(conn: sqlite3.Connection, source: str, pdc: str, start_ns: int) -> int | None:
-    """The latest stored start of charge point `pdc` before `start_ns` (None: there is none)."""
-    row = conn.execute(
-        "SELECT MAX(start_ns) FROM ledger_session WHERE pdc_id = "
-        "(SELECT id FROM ledger_pdc WHERE source = ? AND pdc = ?) AND start_ns < ?",
-        (source, pdc, start_ns),
-    ).fetchone()
-    return row[0]
-
-
-def locate(
-    conn: sqlite3.Connection, source: str, session_ids: Sequence[str]
-) -> dict[str, tuple[str, int]]:
-    """Session id → (pdc, start_ns) of those of `session_ids` that are stored."""
-    if not session_ids:
-        return {}
-    wanted = set(session_ids)
-    keys = np.unique(session_keys(source, list(session_ids))).tolist()
-    found: dict[str, tuple[str, int]] = {}
-    for sid, pdc, start in conn.execute(
-        "SELECT s.session_id, d.pdc, s.start_ns FROM json_each(?) j "
-        "CROSS JOIN ledger_session s ON s.key = j.value "
-        "CROSS JOIN ledger_pdc d ON d.id = s.pdc_id AND d.source = ?",
-        ("[" + ",".join(map(str, keys)) + "]", source),
-    ):
-        if sid in wanted:
-            found[sid] = (pdc, start)
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class MonthTotal:
-    """Accepted and excluded energy of one station in one month (what CARBURE receives)."""
-
-    source: str
-    month: str
-    siren: str
-    operational_unit: str
-    station: str
-    energy_kwh: float
-    sessions: int
-    excluded: int
-    excluded_kwh: float
-    changed_at: datetime
-
-
-def month_totals(
-    conn: sqlite3.Connection,
-    month: str,
-    *,
-    sources: Iterable[str] | None = None,
-    siren: str | None = None,
-) -> list[MonthTotal]:
-    """Totals of `month` ("YYYY-MM", Europe/Paris) per source/SIREN/unit/station, sorted."""
-    query = (
-        "SELECT source, month, siren, operational_unit, station, energy_ukwh, sessions, "
-        "excluded, excluded_ukwh, changed_at FROM session_month WHERE month = ?"
-    )
-    params: list[object] = [month]
-    if siren is not None:
-        query += " AND siren = ?"
-        params.append(siren)
-    wanted = None if sources is None else set(sources)
-    rows = conn.execute(query + " ORDER BY siren, operational_unit, station, source", params)
-    return [
-        MonthTotal(
-            source=row[0],
-            month=row[1],
-            siren=row[2],
-            operational_unit=row[3],
-            station=row[4],
-            energy_kwh=row[5] / 1_000_000,
-            sessions=row[6],
-            excluded=row[7],
-            excluded_kwh=row[8] / 1_000_000,
-            changed_at=datetime.fromtimestamp(row[9], UTC),
-        )
-        for row in rows
-        if wanted is None or row[0] in wanted
-    ]

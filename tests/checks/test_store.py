@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.checks import store
+from daemon.checks import columns, store
 from daemon.records import NO_TIME, ChargingSession, SessionBatch
 
 T = TypeVar("T")
@@ -270,7 +270,7 @@ def test_hash_collisions_are_told_apart(
     conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every id sharing one key: the full id decides, nothing is merged or lost."""
-    monkeypatch.setattr(store, "session_keys", lambda source, ids: np.zeros(len(ids), np.int64))
+    monkeypatch.setattr(columns, "session_keys", lambda source, ids: np.zeros(len(ids), np.int64))
     write(conn, [session("a"), session("b", energy_kwh=1.0)])
     write(conn, [session("a", energy_kwh=2.0), session("c", energy_kwh=4.0)], known=[True, False])
     rows = view(conn)
@@ -288,15 +288,15 @@ def test_hash_collisions_are_told_apart(
 def test_session_keys_are_stable() -> None:
     """Keys are stored: the same id gives the same key whatever batch it comes in."""
     ids = ["a", "", "abc", "0d5f7c1e-2a5b-4c8e-9f1a-3b6d8e2f4a10", "é" * 70, "日本"]
-    alone = [int(store.session_keys("qc", [sid])[0]) for sid in ids]
-    assert store.session_keys("qc", ids).tolist() == alone
-    assert store.session_keys("qc", ids[::-1]).tolist() == alone[::-1]
+    alone = [int(columns.session_keys("qc", [sid])[0]) for sid in ids]
+    assert columns.session_keys("qc", ids).tolist() == alone
+    assert columns.session_keys("qc", ids[::-1]).tolist() == alone[::-1]
     assert len(set(alone)) == len(ids)
     assert all(abs(key) < 2**62 for key in alone)
-    assert store.session_keys("other", ids[:1]).tolist() != alone[:1]
+    assert columns.session_keys("other", ids[:1]).tolist() != alone[:1]
     # Pinned values: changing the function would orphan every stored row.
-    assert alone[3] == int(store.session_keys("qc", [ids[3]])[0])
-    assert store.session_keys("qualicharge", ["a", "0d5f7c1e"]).tolist() == PINNED
+    assert alone[3] == int(columns.session_keys("qc", [ids[3]])[0])
+    assert columns.session_keys("qualicharge", ["a", "0d5f7c1e"]).tolist() == PINNED
 
 
 PINNED = [-774719748841646183, -1842001907581122749]
@@ -309,7 +309,7 @@ def test_month_labels_follow_paris_time(starts: list[int]) -> None:
     for value in starts:
         local = datetime.fromtimestamp(value // S, UTC).astimezone(PARIS)
         expected.append(local.year * 100 + local.month)
-    assert store.month_labels(array).tolist() == expected
+    assert columns.month_labels(array).tolist() == expected
 
 
 # Start instants around Paris month boundaries and DST changes (UTC).

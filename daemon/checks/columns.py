@@ -89,7 +89,8 @@ def month_labels(start_ns: Ints) -> Ints:
     # UTC years, widened by one on each side: a Paris month starts at most 2 hours from UTC.
     years = np.unique(start_ns.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64))
     first, last = int(years.min()) + 1970 - 1, int(years.max()) + 1970 + 1
-    first, last = max(first, 1), min(last, 9998)
+    # int64 nanoseconds span 1677-2262: a start outside them cannot be stored anyway.
+    first, last = max(first, 1677), min(last, 2262)
     bounds: list[int] = []
     labels: list[int] = []
     for year in range(first, last + 1):
@@ -98,8 +99,9 @@ def month_labels(start_ns: Ints) -> Ints:
             # Whole seconds since the epoch, exact (no float), then nanoseconds.
             bounds.append(int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()))
             labels.append(year * 100 + month)
-    edges = np.asarray(bounds, np.int64) * 1_000_000_000
-    found = np.searchsorted(edges, start_ns, side="right") - 1
+    # Boundaries are whole seconds: comparing floored seconds is exact and cannot overflow.
+    seconds = start_ns // 1_000_000_000
+    found = np.searchsorted(np.asarray(bounds, np.int64), seconds, side="right") - 1
     return np.asarray(labels, np.int64)[np.clip(found, 0, len(labels) - 1)]
 
 

@@ -88,6 +88,7 @@ class Memory:
         self.lo = lo  # `lo` of a charge point not seen yet
         self.keys = np.empty(0, "S20")
         self.order = np.empty(0, np.int64)  # row of each key
+        self.coarse = np.empty(0, np.int64)  # each key's charge point and start, coarsely
         self.dead = 0
 
     # ----------------------------------------------------------------------------- columns
@@ -219,14 +220,27 @@ class Memory:
         keys["end"] = _flip(self.columns["end"][rows])
         return keys.view("S20")
 
+    def _coarse(self, rows: Ints) -> Ints:
+        """Charge point and start (in 2^30 ns steps) in one int64, ordered as the keys are
+        (ties aside): searching it is several times cheaper than searching byte keys."""
+        pdc = self.columns["pdc"][rows].astype(np.int64)
+        return (pdc << 34) | ((self.columns["start"][rows] >> 30) + (1 << 33))
+
     def place(self, rows: Ints) -> Ints:
         """Put `rows` in the sorted order; returns their positions in it."""
         keys = self._keys(rows)
         by_key = np.argsort(keys)  # equal keys in any order: runs are judged by session id
         keys, rows = keys[by_key], rows[by_key]
-        where = np.searchsorted(self.keys, keys, side="right")
+        coarse = self._coarse(rows)
+        where = np.searchsorted(self.coarse, coarse, side="left")
+        ties = np.flatnonzero(np.searchsorted(self.coarse, coarse, side="right") > where)
+        for index in ties.tolist():  # same charge point, starts within a second: exact keys
+            low = int(where[index])
+            high = int(np.searchsorted(self.coarse, coarse[index], side="right"))
+            where[index] = low + int(np.searchsorted(self.keys[low:high], keys[index], "right"))
         self.keys = np.insert(self.keys, where, keys)
         self.order = np.insert(self.order, where, rows)
+        self.coarse = np.insert(self.coarse, where, coarse)
         return where + np.arange(len(rows))
 
     def positions(self, rows: Ints) -> Ints:
@@ -250,6 +264,7 @@ class Memory:
         where = np.sort(self.positions(rows))
         self.keys = np.delete(self.keys, where)
         self.order = np.delete(self.order, where)
+        self.coarse = np.delete(self.coarse, where)
         self.columns["alive"][rows] = False
         self.dead += len(rows)
         return where - np.arange(len(where))
@@ -384,6 +399,7 @@ class Memory:
             self.dead += forgotten
             keep = ~drop
             self.keys, self.order = self.keys[keep], rows[keep]
+            self.coarse = self.coarse[keep]
         return forgotten
 
     def compact(self) -> None:

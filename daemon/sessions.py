@@ -16,9 +16,12 @@ transaction.
 
 from __future__ import annotations
 
-import math
 import zlib
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
+from zlib import crc32
+
+import numpy as np
 
 from daemon.outbox import OnCommit
 from daemon.points import _TIME_MAX, _TIME_MIN, Point, _scan_series, encode, to_ns
@@ -141,23 +144,48 @@ class SessionLines:
         accepted: bool,
     ) -> str | None:
         """The line, or None when a value needs the `Point` path (and its errors)."""
-        if not (
-            math.isfinite(energy_kwh)
-            and math.isfinite(duration_s)
-            and math.isfinite(max_power_kw)
-            and session_id.isascii()
-        ):
-            return None
-        time_ns = start_ns + zlib.crc32(session_id.encode()) % 1_000_000_000
-        if not _TIME_MIN <= time_ns <= _TIME_MAX:
-            return None
-        if '"' in session_id or "\\" in session_id:
-            session_id = session_id.replace("\\", "\\\\").replace('"', '\\"')
-        return (
-            f"{head} energy_kwh={float(energy_kwh)!r},duration_s={float(duration_s)!r},"
-            f'max_power_kw={float(max_power_kw)!r},session_id="{session_id}",'
-            f"accepted={'true' if accepted else 'false'} {time_ns}"
+        lines, _ = SessionLines.accepted_lines(
+            [head], [session_id], [start_ns], [duration_s], [energy_kwh], [max_power_kw], accepted
         )
+        return lines[0] if lines else None
+
+    @staticmethod
+    def accepted_lines(
+        heads: Sequence[str],
+        session_ids: Sequence[str],
+        starts_ns: Sequence[int],
+        durations_s: Sequence[float],
+        energies_kwh: Sequence[float],
+        max_powers_kw: Sequence[float],
+        accepted: bool = True,
+    ) -> tuple[list[str], list[int]]:
+        """Lines of many sessions, and the indices of those left to the `Point` path."""
+        finite = (
+            np.isfinite(np.asarray(durations_s, np.float64))
+            & np.isfinite(np.asarray(energies_kwh, np.float64))
+            & np.isfinite(np.asarray(max_powers_kw, np.float64))
+        ).tolist()
+        flag = "true" if accepted else "false"
+        lines: list[str] = []
+        deferred: list[int] = []
+        add = lines.append
+        for index, sid in enumerate(session_ids):
+            if not finite[index] or not sid.isascii():
+                deferred.append(index)
+                continue
+            time_ns = starts_ns[index] + crc32(sid.encode()) % 1_000_000_000
+            if not _TIME_MIN <= time_ns <= _TIME_MAX:
+                deferred.append(index)
+                continue
+            if '"' in sid or "\\" in sid:
+                sid = sid.replace("\\", "\\\\").replace('"', '\\"')
+            add(
+                f"{heads[index]} energy_kwh={float(energies_kwh[index])!r},"
+                f"duration_s={float(durations_s[index])!r},"
+                f"max_power_kw={float(max_powers_kw[index])!r},"
+                f'session_id="{sid}",accepted={flag} {time_ns}'
+            )
+        return lines, deferred
 
 
 class Judgement(NamedTuple):

@@ -201,32 +201,28 @@ def new_session_points(
     the columns (`heads` gives the series key of a place number)."""
     picks = np.asarray(rows, np.int64)
     columns = memory.columns
-    flags = columns["flags"][picks].tolist()
-    starts = columns["start"][picks].tolist()
-    durations = ((columns["end"][picks] - columns["start"][picks]) / 1e9).tolist()
-    energies = columns["energy"][picks].tolist()
-    powers = columns["power"][picks].tolist()
-    place_numbers = columns["place"][picks].tolist()
+    flags = columns["flags"][picks]
+    plain = np.flatnonzero(flags == 0)
+    if corrected:
+        plain = plain[~np.isin(picks[plain], np.fromiter(corrected, np.int64, len(corrected)))]
+    fast = picks[plain]
     sids = memory.sid
-    write = SessionLines.line
+    places, inverse = np.unique(columns["place"][fast], return_inverse=True)
+    known = [heads(place) for place in places.tolist()]
+    lines, deferred = SessionLines.accepted_lines(
+        [known[index] for index in inverse.tolist()],
+        [sids[row] for row in fast.tolist()],
+        columns["start"][fast].tolist(),
+        ((columns["end"][fast] - columns["start"][fast]) / 1e9).tolist(),
+        columns["energy"][fast].tolist(),
+        columns["power"][fast].tolist(),
+    )
+    slow = np.ones(len(picks), bool)
+    slow[plain] = False
+    slow[plain[deferred]] = True
     points: list[Point] = []
-    lines: list[str] = []
-    add = lines.append
-    for index, row in enumerate(rows):
-        bits = flags[index]
-        if not bits and row not in corrected:
-            line = write(
-                heads(place_numbers[index]),
-                sids[row],
-                starts[index],
-                durations[index],
-                energies[index],
-                powers[index],
-                True,
-            )
-            if line is not None:
-                add(line)
-                continue
+    for row in picks[slow].tolist():
+        bits = int(columns["flags"][row])
         session, previous = _session_and_previous(source, memory, row, bits)
         old_row = corrected.get(row)
         if old_row is not None:

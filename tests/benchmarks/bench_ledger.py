@@ -11,8 +11,8 @@ one transaction per batch, batches interleaved (store, ledger, store, ledger, ..
 the same machine load while the ledger grows to `--sessions` rows.
 
 1. store: `daemon.checks.store.write_verdicts(conn, batch, flags, known)` on a `SessionBatch`;
-2. ledger: the row ledger's writer, `daemon.checks.ledger.write_records(conn, source, fresh,
-   [])` (named `write_verdicts` before the engine moved to columns), on (Record, flags) built
+2. ledger: the row ledger's writer, `tests.checks.row_ledger.write_records(conn, source, fresh,
+   [])`, on (Record, flags) built
    with `ledger.session_record` outside the timed region (its columnar adapter would add the
    conversion).
 
@@ -39,14 +39,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from daemon.checks import ledger, store  # noqa: E402
+from daemon.checks import store  # noqa: E402
 from daemon.records import NO_TIME, SessionBatch  # noqa: E402
 from daemon.state import StateDB, _in_transaction  # noqa: E402
+from tests.checks import row_ledger as ledger  # noqa: E402
 
 SOURCE = "qualicharge"
-# The row ledger's writer: `write_records` since the engine passes columns, `write_verdicts`
-# before.
-_ROW_WRITER = getattr(ledger, "write_records", None) or ledger.write_verdicts
+_ROW_WRITER = ledger.write_records
 TARGET_US = 5.0
 _T0 = 1_782_864_000 * 1_000_000_000  # 2026-07-01T00:00:00Z
 

@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from collectors.qualicharge.fake import make_fleet, make_sessions
-from daemon.checks.store import month_totals
 from daemon.checks.rules import DUPS, OVLP, SessionRulesConfig
+from daemon.checks.store import month_totals
 from daemon.emitter import Emitter
 from daemon.metrics import Counters
 from daemon.outbox import Outbox

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from daemon.checks import columns, store
 from daemon.records import NO_TIME, ChargingSession, SessionBatch
+from tests.checks import row_ledger
 
 T = TypeVar("T")
 PARIS = ZoneInfo("Europe/Paris")
@@ -439,17 +440,13 @@ def _old_sessions() -> list[ChargingSession]:
 
 
 def _write_old(conn: sqlite3.Connection) -> None:
-    """The previous version's ledger, written by its own code when it is still around."""
-    ledger = pytest.importorskip("daemon.checks.ledger")
-    ledger.ensure_schema(conn)
-    writer = getattr(ledger, "write_records", None)
-    if writer is None:  # before the engine moved to columns, the row writer had this name
-        writer = ledger.write_verdicts
+    """The previous version's ledger, written by its own code."""
+    row_ledger.ensure_schema(conn)
     for source in ("qualicharge", "other"):
         rows = [
-            (ledger.session_record(s), 2 if s.session_id == "d" else 0) for s in _old_sessions()
+            (row_ledger.session_record(s), 2 if s.session_id == "d" else 0) for s in _old_sessions()
         ]
-        tx(conn, lambda c, source=source, rows=rows: writer(c, source, rows, []))
+        tx(conn, lambda c, source=source, rows=rows: row_ledger.write_records(c, source, rows, []))
 
 
 def test_migration_from_the_row_ledger(tmp_path: Path) -> None:

@@ -1,4 +1,10 @@
-"""The session ledger: every judged session in the state database, and monthly totals.
+"""The previous version's session ledger (one 17-column row per session), kept as test support.
+
+The daemon stores sessions with `daemon.checks.store`, which migrates a state database of
+this format on start. This module writes such databases for the migration test, and is the
+baseline of `tests/benchmarks/bench_ledger.py`. Its original description follows.
+
+The session ledger: every judged session in the state database, and monthly totals.
 
 `session_ledger` holds one row per (source, session id) — the latest version of the session
 and its verdict — written in the outbox transaction that commits the session's points, so
@@ -46,7 +52,7 @@ __all__ = [
     "record_session",
     "row_record",
     "session_record",
-    "write_verdicts",
+    "write_records",
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -117,11 +123,11 @@ _UPDATED = ", ".join(
     if name not in ("source", "session_id")
 )
 INSERT = (
-    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "  # noqa: S608
+    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "
     "ON CONFLICT (source, session_id) DO NOTHING"
 )
 UPSERT = (
-    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "  # noqa: S608
+    f"INSERT INTO session_ledger ({_COLUMNS}) VALUES ({', '.join('?' * 17)}) "
     f"ON CONFLICT (source, session_id) DO UPDATE SET {_UPDATED}"
 )
 SELECT_COLUMNS = (
@@ -258,7 +264,7 @@ def _stored(conn: sqlite3.Connection, source: str, ids: Sequence[str], *extra: A
         chunk = ids[first : first + 500]
         found.extend(
             conn.execute(
-                "SELECT session_id, month, siren, operational_unit, station, accepted, "  # noqa: S608
+                "SELECT session_id, month, siren, operational_unit, station, accepted, "
                 "energy_ukwh FROM session_ledger "
                 f"WHERE source = ? AND session_id IN ({','.join('?' * len(chunk))}){condition}",
                 (source, *chunk, *extra),
@@ -373,68 +379,3 @@ def month_totals(
         for row in rows
         if wanted is None or row[0] in wanted
     ]
-
-
-# --- columnar API (temporary adapter over the row schema) ---
-import numpy as np  # noqa: E402
-
-from daemon.records import SessionBatch  # noqa: E402
-
-
-def _batch(source: str, rows: list[Any]) -> tuple[SessionBatch, Any]:
-    sessions = [record_session(source, row_record(row)) for row in rows]
-    flags = np.asarray([row[11] for row in rows], np.int64)
-    return SessionBatch.from_sessions(source, sessions), flags
-
-
-def latest_starts(conn: sqlite3.Connection) -> dict[str, int]:
-    return dict(conn.execute("SELECT source, MAX(start_ns) FROM session_ledger GROUP BY source"))
-
-
-def read_since(conn: sqlite3.Connection, source: str, start_ns: int) -> tuple[SessionBatch, Any]:
-    rows = conn.execute(
-        f"SELECT {SELECT_COLUMNS} FROM session_ledger WHERE source = ? AND start_ns >= ?",  # noqa: S608
-        (source, start_ns),
-    ).fetchall()
-    return _batch(source, rows)
-
-
-def read_range(
-    conn: sqlite3.Connection, source: str, pdcs: Sequence[str], lo: int, hi: int
-) -> tuple[SessionBatch, Any]:
-    rows = []
-    for pdc in pdcs:
-        rows += conn.execute(
-            f"SELECT {SELECT_COLUMNS} FROM session_ledger "  # noqa: S608
-            "WHERE source = ? AND pdc = ? AND start_ns >= ? AND start_ns < ?",
-            (source, pdc, lo, hi),
-        ).fetchall()
-    return _batch(source, rows)
-
-
-def last_start_before(conn: sqlite3.Connection, source: str, pdc: str, start_ns: int) -> int | None:
-    return conn.execute(
-        "SELECT MAX(start_ns) FROM session_ledger WHERE source = ? AND pdc = ? AND start_ns < ?",
-        (source, pdc, start_ns),
-    ).fetchone()[0]
-
-
-def locate(conn: sqlite3.Connection, source: str, ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-    found = {}
-    for sid in ids:
-        row = conn.execute(
-            "SELECT pdc, start_ns FROM session_ledger WHERE source = ? AND session_id = ?",
-            (source, sid),
-        ).fetchone()
-        if row:
-            found[sid] = (row[0], row[1])
-    return found
-
-
-def write_verdicts(conn: sqlite3.Connection, batch: SessionBatch, flags: Any, known: Any) -> None:
-    fresh, changed = [], []
-    for index in range(len(batch)):
-        s = batch.session(index)
-        record = session_record(s, int(flags[index]))
-        (changed if known[index] else fresh).append((record, int(flags[index])))
-    write_records(conn, batch.source, fresh, changed)

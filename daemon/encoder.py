@@ -1,28 +1,31 @@
 """The hot-path line-protocol encoder: `encode()`'s lines and errors, at a fraction of the cost.
 
-Sources repeat themselves: the same measurement and tags (a series) and the same field keys
-with the same value types, point after point. `Encoder` caches, per series, the escaped
-series key, and per field-key set a small formatter compiled for those keys and types (the
-way `dataclasses` builds its methods), so a point costs two dict lookups, a type check per
-field and one f-string instead of escaping and dispatching every key and value again.
+Sources repeat themselves: one measurement comes with the same tag keys and the same field
+keys, with the same value types, point after point. `Encoder` compiles, per such shape, a
+small function writing the lines of a run of points of that shape (the way `dataclasses`
+builds its methods): per point it checks the keys in place, takes the escaped series key from
+a dict by the tag values, checks each value's type and writes the line in one f-string. A
+batch costs one call per run of same-shaped points instead of escaping and dispatching every
+key and value of every point again.
 
-Anything the fast path does not vouch for — a new series or field-key set, a value of another
-type than the formatter was built for, a NaN or infinity, an integer or timestamp out of
-InfluxDB's range, non-ASCII text that is not valid UTF-8 — goes through
-`daemon.points.encode`, so the lines and the errors are exactly its own (a property test
-holds the two side by side on arbitrary, also invalid, points).
+Anything the fast path does not vouch for — a new shape or series, a value of another type
+than the writer was built for, a NaN or infinity, an integer or timestamp out of InfluxDB's
+range, non-ASCII text (which may not be valid UTF-8) — goes through `daemon.points.encode`,
+so the lines and the errors are exactly its own (a property test holds the two side by side
+on arbitrary, also invalid, points).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
 
 from daemon.points import (
     _INT64_MAX,
     _INT64_MIN,
     _TIME_MAX,
     _TIME_MIN,
-    FieldValue,
     Point,
     PointError,
     _escape_key,
@@ -30,9 +33,13 @@ from daemon.points import (
     encode,
 )
 
-__all__ = ["Encoder", "FieldFormatter", "compile_formatter"]
+__all__ = ["Encoder", "RunWriter", "compile_run_writer"]
 
-FieldFormatter = Callable[[Mapping[str, FieldValue]], "str | None"]
+_END = object()  # what a run writer returns when it wrote every point it was given
+
+# Writes the lines of points (appending them) until one does not fit: returns that point
+# (taken from the iterator, not written), or `_END`.
+RunWriter = Callable[[Iterator[Point], Callable[[str], None]], object]
 
 
 def _escape_string(value: str) -> str:
@@ -41,113 +48,163 @@ def _escape_string(value: str) -> str:
 
 # per value type: the checks that keep a value on the fast path, and how it is written
 _CHECKS = {
-    float: ["if type({v}) is not float or {v} - {v} != 0.0: return None"],  # NaN, ±inf
-    int: [f"if type({{v}}) is not int or not {_INT64_MIN} <= {{v}} <= {_INT64_MAX}: return None"],
+    float: ["if type({v}) is not float or {v} - {v} != 0.0: return point"],  # NaN, ±inf
+    int: [f"if type({{v}}) is not int or not {_INT64_MIN} <= {{v}} <= {_INT64_MAX}: return point"],
     str: [
-        "if type({v}) is not str: return None",
+        "if type({v}) is not str: return point",
         "if '\"' in {v} or '\\\\' in {v}: {v} = _escape_string({v})",
     ],
-    bool: ["if type({v}) is not bool: return None", "{v} = 'true' if {v} else 'false'"],
+    bool: ["if type({v}) is not bool: return point", "{v} = 'true' if {v} else 'false'"],
 }
 _PLACEHOLDERS = {float: "{{{v}!r}}", int: "{{{v}}}i", str: '"{{{v}}}"', bool: "{{{v}}}"}
 
 
-def compile_formatter(keys: tuple[str, ...], kinds: tuple[type, ...]) -> FieldFormatter:
-    """A function writing the field set of a point with exactly these keys, in this order,
-    whose values have these types: ``k=1.5,n=2i,s="x"``, or None when a value does not fit
-    (another type, NaN or infinity, an integer out of range). Keys must be valid field keys
-    (ones `encode` accepted) of the four field types."""
-    source = ["def format_fields(fields):"]
+def compile_run_writer(
+    measurement: str,
+    tag_keys: tuple[str, ...],
+    field_keys: tuple[str, ...],
+    kinds: tuple[type, ...],
+    heads: dict[tuple[str, ...], str],
+) -> RunWriter:
+    """A run writer for points of `measurement` with exactly these tag keys (in any order)
+    and these field keys (in this order), whose field values have these types. The escaped
+    series key comes from `heads` by the tag values in `tag_keys` order; a point whose series
+    is not there, or that does not fit (other keys or types, NaN or infinity, an integer or
+    timestamp out of range, non-ASCII text), ends the run. Keys must be ones `encode`
+    accepted, of the four field types."""
+    tag_values = "".join(f"tags[{key!r}], " for key in tag_keys)
+    body = [
+        f"if point.measurement != {measurement!r}: return point",
+        "tags = point.tags",
+        f"if len(tags) != {len(tag_keys)}: return point",
+        f"head = heads_get(({tag_values}))",
+        "if head is None: return point",
+        "fields = point.fields",
+    ]
+    if len(field_keys) == 1:  # the subscript below checks the key
+        body.append("if len(fields) != 1: return point")
+    else:  # the order matters: `encode` writes fields in dict order
+        body.append(f"if tuple(fields) != {field_keys!r}: return point")
     template = []
-    for index, (key, kind) in enumerate(zip(keys, kinds, strict=True)):
-        name = f"v{index}"
-        source.append(f"    {name} = fields[{key!r}]")
-        source += [f"    {check.format(v=name)}" for check in _CHECKS[kind]]
+    for index, (key, kind) in enumerate(zip(field_keys, kinds, strict=True)):
+        value = f"v{index}"
+        body.append(f"{value} = fields[{key!r}]")
+        body += [check.format(v=value) for check in _CHECKS[kind]]
         prefix = _escape_key(key, "field key").replace("{", "{{").replace("}", "}}")
-        template.append(f"{prefix}={_PLACEHOLDERS[kind].format(v=name)}")
-    source.append(f"    return f{','.join(template)!r}")
-    namespace: dict[str, object] = {"_escape_string": _escape_string}
-    exec("\n".join(source), namespace)  # keys enter the source only as repr() literals
-    formatter: FieldFormatter = namespace["format_fields"]  # type: ignore[assignment]
-    return formatter
+        template.append(f"{prefix}={_PLACEHOLDERS[kind].format(v=value)}")
+    body += [
+        "time_ns = point.time_ns",
+        f"if not {_TIME_MIN} <= time_ns <= {_TIME_MAX}: return point",
+        f"line = f{'{head} ' + ','.join(template) + ' {time_ns}'!r}",
+    ]
+    if str in kinds:  # the only values that can bring non-ASCII text (heads are checked)
+        body.append("if not line.isascii(): return point")
+    source = [
+        "def make(heads_get, _escape_string, _END):",
+        "    def write_run(points, append):",
+        "        for point in points:",
+        "            try:",
+        *(f"                {line}" for line in body),
+        "            except Exception:  # whatever it is, `encode` decides",
+        "                return point",
+        "            append(line)",
+        "        return _END",
+        "    return write_run",
+    ]
+    namespace: dict[str, Callable[..., RunWriter]] = {}
+    exec("\n".join(source), namespace)  # names enter the source only as repr() literals
+    return namespace["make"](heads.get, _escape_string, _END)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One compiled run writer and the series keys it knows, by tag values."""
+
+    write: RunWriter
+    heads: dict[tuple[str, ...], str]
 
 
 class Encoder:
-    """`encode` for a stream of points, with series keys and field formatters cached.
+    """`encode` for a stream of points, with run writers and series keys cached.
 
     One encoder per producer: the caches are bounded (cleared when full) and not shared
     between threads."""
 
-    def __init__(self, max_series: int = 100_000, max_formatters: int = 1_000) -> None:
-        self._series: dict[tuple[object, ...], str] = {}
-        self._formatters: dict[tuple[str, ...], FieldFormatter] = {}
+    def __init__(self, max_series: int = 100_000, max_shapes: int = 1_000) -> None:
+        self._shapes: dict[tuple[object, ...], _Shape] = {}
+        self._latest: dict[str, RunWriter] = {}  # per measurement, the writer last used
+        self._series = 0
         self._max_series = max_series
-        self._max_formatters = max_formatters
+        self._max_shapes = max_shapes
 
     def __call__(self, point: Point) -> str:
         """The line of `point` (no trailing newline); `PointError` as `encode` raises it."""
-        fields = point.fields
-        try:
-            tags = point.tags
-            head = self._series[(point.measurement, *tags, *tags.values())]
-            format_fields = self._formatters[tuple(fields)]
-        except (KeyError, TypeError):
-            return self._learn(point)
-        body = format_fields(fields)
-        time_ns = point.time_ns
-        if body is None or not _TIME_MIN <= time_ns <= _TIME_MAX:
-            return encode(point)
-        line = f"{head} {body} {time_ns}"
-        if not line.isascii():
-            try:
-                line.encode()
-            except UnicodeEncodeError:  # lone surrogates: let `encode` refuse it
-                return encode(point)
-        return line
+        lines, refused = self.encode_all((point,))
+        if refused:
+            raise PointError(refused[0][1])
+        return lines[0]
 
     def encode_all(self, points: Iterable[Point]) -> tuple[list[str], list[tuple[Point, str]]]:
         """The lines of the points `encode` accepts, in order, and the refused points with
-        the reason. The fast path of `__call__`, inlined for batches."""
+        the reason."""
         lines: list[str] = []
         refused: list[tuple[Point, str]] = []
         append = lines.append
-        series, formatters = self._series, self._formatters
-        for point in points:
-            fields = point.fields
+        rest = iter(points)
+        point = next(rest, _END)
+        while point is not _END:
+            write = self._writer_for(point)
+            if write is not None:
+                point = write(chain((point,), rest), append)
+                if point is _END:
+                    break
             try:
-                tags = point.tags
-                head = series[(point.measurement, *tags, *tags.values())]
-                body = formatters[tuple(fields)](fields)
-            except (KeyError, TypeError):
-                body = None
-            time_ns = point.time_ns
-            if body is not None and _TIME_MIN <= time_ns <= _TIME_MAX:
-                line = f"{head} {body} {time_ns}"
-                if line.isascii():
-                    append(line)
-                    continue
-            try:
-                append(self(point))
+                append(self._learn(point))  # type: ignore[arg-type]
             except PointError as exc:
-                refused.append((point, str(exc)))
+                refused.append((point, str(exc)))  # type: ignore[arg-type]
+            point = next(rest, _END)
         return lines, refused
 
-    def _learn(self, point: Point) -> str:
-        """Encode `point` the reference way, then remember its series and field keys."""
-        line = encode(point)
+    def _writer_for(self, point: object) -> RunWriter | None:
         try:
-            series = (point.measurement, *point.tags, *point.tags.values())
-            keys = tuple(point.fields)
-            hash(series)
-        except TypeError:  # unhashable tag values: never cached
+            return self._latest.get(point.measurement)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError):  # not a point: `encode` says what is wrong
+            return None
+
+    def _learn(self, point: Point) -> str:
+        """The line of a point the latest writer of its measurement did not take: through
+        the writer of its own shape when it has one for its series, else encoded the
+        reference way (then its shape and series are remembered)."""
+        try:
+            tags, fields = point.tags, point.fields
+            tag_keys = tuple(sorted(tags))
+            values = tuple([tags[key] for key in tag_keys])
+            kinds = tuple(map(type, fields.values()))
+            key = (point.measurement, tag_keys, tuple(fields), kinds)
+            shape = self._shapes.get(key)
+            hash(values)
+        except (AttributeError, TypeError):  # not cacheable: unhashable or unsortable
+            return encode(point)
+        if shape is not None and values in shape.heads:
+            written: list[str] = []
+            if shape.write(iter((point,)), written.append) is _END:
+                self._latest[point.measurement] = shape.write
+                return written[0]
+        line = encode(point)
+        # a field key starting with a tab or NUL is refused only when it comes first
+        if any(name[0] in "\t\x00" for name in key[2]):  # type: ignore[attr-defined]
             return line
-        if len(self._series) >= self._max_series:
-            self._series.clear()
-        self._series[series] = line[: _scan_series(line, 0)]
-        # a key starting with a tab or NUL is refused only when it comes first: never cached
-        if keys not in self._formatters and all(key[0] not in "\t\x00" for key in keys):
-            if len(self._formatters) >= self._max_formatters:
-                self._formatters.clear()
-            kinds = tuple(type(value) for value in point.fields.values())
-            self._formatters[keys] = compile_formatter(keys, kinds)
+        if shape is None or values not in shape.heads:
+            if len(self._shapes) >= self._max_shapes or self._series >= self._max_series:
+                self._shapes.clear()
+                self._latest.clear()
+                self._series = 0
+                shape = None
+            if shape is None:
+                heads: dict[tuple[str, ...], str] = {}
+                write = compile_run_writer(point.measurement, tag_keys, key[2], kinds, heads)  # type: ignore[arg-type]
+                shape = self._shapes[key] = _Shape(write, heads)
+            shape.heads[values] = line[: _scan_series(line, 0)]
+            self._series += 1
+        self._latest[point.measurement] = shape.write
         return line

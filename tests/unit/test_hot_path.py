@@ -9,6 +9,7 @@ The flusher acknowledges a batch while writing the next: order and completeness 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import given
@@ -64,10 +65,7 @@ def test_encoder_gives_the_same_lines_and_errors_as_encode(batch: list[Point]) -
         assert _outcome(encoder, point) == _outcome(encode, point), point
 
 
-@given(st.lists(points(), min_size=1, max_size=12))
-def test_encode_all_gives_the_lines_encode_accepts_and_its_reasons(batch: list[Point]) -> None:
-    """A batch through encode_all (twice, so the second pass hits the caches) yields the
-    accepted points' lines in order and encode's reason for every refused point."""
+def _assert_encode_all_matches_encode(batch: list[Point]) -> None:
     encoder = Encoder()
     expected = [_outcome(encode, point) for point in batch]
     if any(kind == "error" for kind, _ in expected):
@@ -78,6 +76,48 @@ def test_encode_all_gives_the_lines_encode_accepts_and_its_reasons(batch: list[P
         assert [reason for _, reason in refused] == [
             text for kind, text in expected if kind == "refused"
         ]
+
+
+@given(st.lists(points(), min_size=1, max_size=12))
+def test_encode_all_gives_the_lines_encode_accepts_and_its_reasons(batch: list[Point]) -> None:
+    """A batch through encode_all (twice, so the second pass hits the caches) yields the
+    accepted points' lines in order and encode's reason for every refused point."""
+    _assert_encode_all_matches_encode(batch)
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> list[Point]:
+    """Points sharing one shape (measurement, tag keys, field keys), as sources send them,
+    with now and then another key order, value type or an odd value."""
+    measurement = draw(st.sampled_from(["m", "m m", "é"]))
+    tag_keys = draw(st.lists(_names, max_size=3, unique=True))
+    field_keys = draw(st.lists(_names, min_size=1, max_size=4, unique=True))
+    kinds = [draw(st.sampled_from([1.5, 2, "s", True])) for _ in field_keys]
+    typical = {float: st.floats(-1e6, 1e6), int: st.integers(-1000, 1000), str: _names}
+    batch = []
+    for _ in range(draw(st.integers(1, 12))):
+        tags = {key: draw(st.sampled_from(["a", "b c", ""])) for key in tag_keys}
+        fields = {}
+        for key, kind in zip(field_keys, kinds, strict=True):
+            odd = draw(st.integers(0, 9)) == 0
+            strategy = typical.get(type(kind), st.booleans())
+            fields[key] = draw(_values if odd else strategy)
+        if draw(st.integers(0, 9)) == 0:
+            tags = dict(reversed(tags.items()))
+        if draw(st.integers(0, 9)) == 0:
+            fields = dict(reversed(fields.items()))
+        time_ns = draw(_times) if draw(st.integers(0, 9)) == 0 else 1_782_864_000 * 10**9
+        batch.append(Point(measurement, tags, fields, time_ns))
+    return batch
+
+
+@given(st.lists(runs(), min_size=1, max_size=3))
+def test_encode_all_on_runs_of_one_shape_matches_encode(parts: list[list[Point]]) -> None:
+    """Runs of same-shaped points (the fast path), one after the other and the first one
+    again under another measurement, give encode's lines and reasons, also when a point in
+    a run does not fit its writer."""
+    twin = [replace(point, measurement=f"{point.measurement}2") for point in parts[0]]
+    _assert_encode_all_matches_encode([point for part in [*parts, twin] for point in part])
 
 
 def test_encoder_handles_values_that_do_not_fit_the_cached_formatter() -> None:
@@ -106,12 +146,12 @@ def test_encoder_handles_values_that_do_not_fit_the_cached_formatter() -> None:
 
 def test_encoder_caches_stay_bounded() -> None:
     """Endless new series and keys never grow the caches past their bounds."""
-    encoder = Encoder(max_series=10, max_formatters=5)
+    encoder = Encoder(max_series=10, max_shapes=5)
     for n in range(100):
         point = Point("m", {"id": str(n)}, {f"k{n}": 1.5}, n)
         assert encoder(point) == encode(point)
-    assert len(encoder._series) <= 10
-    assert len(encoder._formatters) <= 5
+    assert encoder._series <= 10
+    assert len(encoder._shapes) <= 5
 
 
 class _RecordingSink:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 
 import structlog
 
@@ -29,6 +30,9 @@ from daemon.points import split_lines
 from daemon.sinks.base import Sink
 
 __all__ = ["Flusher"]
+
+# Written batches whose deletion may be pending while the next ones are written.
+_ACKS_IN_FLIGHT = 8
 
 
 class Flusher:
@@ -87,13 +91,15 @@ class Flusher:
     async def flush(self, stop_on: asyncio.Event | None = None) -> bool:
         """Write batches until the outbox is empty (True) or writing is blocked (False).
 
-        The sink is kept busy: the next batch is read while one is written, and a written
-        batch is acknowledged (deleted) while the next one is written. At most one write and
-        one acknowledgement are in flight, in outbox order; every acknowledgement is done when
-        this returns. A crash between a write and its acknowledgement replays that batch,
-        which the sink overwrites (same series and timestamps).
+        The sink is kept busy: the next batch is read (on the state database's reader, so
+        never behind a long commit) while one is written, and written batches are
+        acknowledged (deleted) in the background while the next ones are written. One write
+        is in flight at a time, in outbox order; at most `_ACKS_IN_FLIGHT` acknowledgements
+        are pending, and every one is done when this returns. A crash between a write and
+        its acknowledgement replays that batch, which the sink overwrites (same series and
+        timestamps).
         """
-        acking: asyncio.Task[None] | None = None
+        acking: deque[asyncio.Task[None]] = deque()
         try:
             batch = await self._outbox.read_batch(self._config.batch_size)
             while batch is not None:
@@ -102,21 +108,20 @@ class Flusher:
                 )
                 try:
                     dead = await self._deliver(batch, stop_on)
-                    if acking is not None:  # the previous batch's, long done in practice
-                        await acking
-                        acking = None
+                    while acking and (acking[0].done() or len(acking) >= _ACKS_IN_FLIGHT):
+                        await acking.popleft()
                 except BaseException:
                     prefetch.cancel()
                     raise
                 if dead is None:
                     prefetch.cancel()
                     return False
-                acking = asyncio.create_task(self._ack(batch, dead))
+                acking.append(asyncio.create_task(self._ack(batch.ids, batch.lines, dead)))
                 batch = await prefetch
             return True
         finally:
-            if acking is not None:
-                await acking
+            for task in acking:
+                await task
 
     async def drain(self, timeout: float | None) -> bool:
         """Flush everything committed, within `timeout` seconds; True when empty."""
@@ -173,9 +178,9 @@ class Flusher:
                 self._log.info("sink_write_recovered", sink=self._sink.name)
             return dead
 
-    async def _ack(self, batch: Batch, dead: list[tuple[str, str]]) -> None:
-        await self._outbox.ack(batch, dead)
-        self._counters.inc("points_written", batch.lines - len(dead))
+    async def _ack(self, ids: tuple[int, ...], lines: int, dead: list[tuple[str, str]]) -> None:
+        await self._outbox.ack(ids, dead)
+        self._counters.inc("points_written", lines - len(dead))
 
     async def _write(self, body: bytes, lines: int) -> list[tuple[str, str]]:
         """Write `body`; on rejection bisect and return the refused (line, reason) pairs."""

@@ -207,18 +207,19 @@ class Outbox:
             cursor.close()
             return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
 
-        return await self._db.run(read)
+        return await self._db.read(read)
 
-    async def ack(self, batch: Batch, dead: Sequence[tuple[str, str]] = ()) -> None:
-        """Delete an acknowledged batch; `dead` (line, reason) pairs go to the dead letters."""
+    async def ack(self, ids: Sequence[int], dead: Sequence[tuple[str, str]] = ()) -> None:
+        """Delete the acknowledged chunks `ids` (a batch's); `dead` (line, reason) pairs go to
+        the dead letters."""
 
         def delete(conn: sqlite3.Connection) -> int:
-            placeholders = ",".join("?" * len(batch.ids))
+            placeholders = ",".join("?" * len(ids))
             gone = conn.execute(
                 f"SELECT COALESCE(SUM(n), 0) FROM outbox WHERE id IN ({placeholders})",  # noqa: S608
-                batch.ids,
+                ids,
             ).fetchone()[0]
-            conn.execute(f"DELETE FROM outbox WHERE id IN ({placeholders})", batch.ids)  # noqa: S608
+            conn.execute(f"DELETE FROM outbox WHERE id IN ({placeholders})", ids)  # noqa: S608
             self._insert_dead(conn, dead)
             return gone
 

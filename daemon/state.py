@@ -1,9 +1,12 @@
 """The state database: one SQLite file (WAL) holding the outbox, checkpoints and ledgers.
 
 Everything durable lives in one file so that a collector's points and its checkpoint commit
-in one transaction: a restart resumes exactly where the last commit left off. All access goes
-through one worker thread (`StateDB.run`), so the event loop never blocks on disk and the
-connection is never shared between threads.
+in one transaction: a restart resumes exactly where the last commit left off. Writes and
+reads that must follow them go through one worker thread (`StateDB.run`), so the event loop
+never blocks on disk and a connection is never shared between threads. Reads of committed
+data that need not wait behind a long write (the flusher fetching the next outbox batch) take
+a second connection on a thread of its own (`StateDB.read`): in WAL mode a reader sees the
+last commit while the writer works.
 """
 
 from __future__ import annotations
@@ -31,13 +34,21 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 
 class StateDB:
-    """The SQLite state file, used from one dedicated thread."""
+    """The SQLite state file: a writer thread, and a reader thread for committed data."""
 
     def __init__(self, path: Path, synchronous: Literal["off", "normal", "full"] = "full") -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statedb")
         self._conn = self._executor.submit(self._connect, synchronous).result()
+        self._reader_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statedb-r")
+        self._reader = self._reader_executor.submit(self._connect_reader).result()
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -55,6 +66,13 @@ class StateDB:
         """Run `fn(connection)` on the state thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, self._conn)
 
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the reader thread: it sees what is committed, without
+        waiting for the writer thread's queue (nor seeing what is queued there)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_executor, fn, self._reader
+        )
+
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the state thread and wait (start-up and CLI only)."""
         return self._executor.submit(fn, self._conn).result()
@@ -64,6 +82,8 @@ class StateDB:
         return await self.run(lambda conn: _in_transaction(conn, fn))
 
     def close(self) -> None:
+        self._reader_executor.submit(self._reader.close).result()
+        self._reader_executor.shutdown(wait=True)
         self._executor.submit(self._conn.close).result()
         self._executor.shutdown(wait=True)
 

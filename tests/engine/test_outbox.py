@@ -127,6 +127,32 @@ async def test_size_limit_drops_the_oldest_counted_and_logged(db: StateDB) -> No
         await box.close()
 
 
+async def test_batches_are_read_while_a_long_commit_holds_the_writer(
+    db: StateDB, outbox: Outbox
+) -> None:
+    """The flusher's reads never queue behind a commit: a batch committed earlier is read
+    (and only what is committed) while the writer thread is inside a long transaction."""
+    await outbox.put(lines(0, 10))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        inside.set()
+        release.wait(10)
+
+    held = outbox.submit(lines(10, 5), hold)
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        batch = await asyncio.wait_for(outbox.read_batch(100), 5)
+        assert batch is not None and batch.lines == 10
+        assert batch.body.decode().split("\n") == lines(0, 10)
+        assert not held.done()
+    finally:
+        release.set()
+    await held
+    after = await outbox.read_batch(100, after_id=batch.last_id)
+    assert after is not None and after.body.decode().split("\n") == lines(10, 5)
+
+
 async def test_depth_is_restored_after_reopening(tmp_path: Path) -> None:
     """A restarted daemon knows how many points wait in the outbox and reads them in order."""
     db = StateDB(tmp_path / "state.db")
@@ -135,7 +161,7 @@ async def test_depth_is_restored_after_reopening(tmp_path: Path) -> None:
     await box.put(lines(0, 25))
     batch = await box.read_batch(10)
     assert batch is not None
-    await box.ack(batch, dead=[(lines(0, 1)[0], "HTTP 400: bad")])
+    await box.ack(batch.ids, dead=[(lines(0, 1)[0], "HTTP 400: bad")])
     await box.close()
     db.close()
 

@@ -89,9 +89,7 @@ class SessionEngine:
         state = self._sources.get(source)
         if state is None:
             return {}
-        memory = state.memory
-        bits = memory.col("flags")
-        return {sid: int(bits[row]) for sid, row in memory.ids.items()}
+        return state.memory.live_flags()
 
     def remembered(self, source: str) -> int:
         """How many sessions of `source` memory holds."""
@@ -128,9 +126,9 @@ class SessionEngine:
         """Put sessions read back from the ledger in memory (skipping those already there)."""
         if not len(batch):
             return
-        ids = memory.ids
-        if any(sid in ids for sid in batch.session_id):
-            keep = [index for index, sid in enumerate(batch.session_id) if sid not in ids]
+        known = memory.known(batch.session_id)
+        if known.any():
+            keep = np.flatnonzero(~known).tolist()
             batch, flags = batch.take(keep), flags[keep]
         rows, _ = memory.append(batch, flags, memory.pdc_numbers(batch.pdc))
         memory.place(rows)
@@ -191,10 +189,8 @@ class SessionEngine:
                 memory.drop_new(rows[stale])
                 rows, held, seen = rows[~stale], held[~stale], seen[~stale]
             replaced = held[seen]
-            ids = memory.ids
-            for new_row, old_row in zip(rows[seen].tolist(), replaced.tolist(), strict=True):
-                verdicts.corrected[new_row] = old_row
-                ids[memory.sid[new_row]] = new_row
+            memory.adopt(rows[seen], replaced)
+            verdicts.corrected = dict(zip(rows[seen].tolist(), replaced.tolist(), strict=True))
             if len(replaced):
                 after = memory.unplace(replaced)
                 around = np.concatenate([after - 1, after])
@@ -291,15 +287,16 @@ class SessionEngine:
         if not len(late):
             return
         need: dict[str, int] = {}
-        unknown: list[str] = []
         starts = batch.start_ns
         for index in late.tolist():
             name = batch.pdc[index]
             start = int(starts[index])
             if start < need.get(name, start + 1):
                 need[name] = start
-            if batch.session_id[index] not in memory.ids:
-                unknown.append(batch.session_id[index])
+        late_ids = [batch.session_id[index] for index in late.tolist()]
+        unknown = [
+            sid for sid, held in zip(late_ids, memory.known(late_ids), strict=True) if not held
+        ]
         lows = {name: int(memory.pdc_lo[memory.pdcs[name]]) for name in need}
         default_lo = memory.lo
 

@@ -2,10 +2,13 @@
 
 Rows are appended to growable numpy columns (start, end, energy, power, updated, rule bits,
 charge point, place) and never move until `compact()`; a row replaced by a newer version or
-forgotten is only marked dead. The seed's order — charge point, start, end, session id — is
-kept as one sorted array of 20-byte keys (charge point number, start, end, big-endian, sign
-bit flipped) beside the row number of each key: numpy sorts and searches such keys as byte
-strings, so a whole batch is placed with one `searchsorted` and one `insert`.
+forgotten is only marked dead. Session ids are found page by page through an `IdIndex`.
+
+The seed's order — charge point, start, end, session id — is kept as the sorted array of
+rows `order`, beside `coarse`: per position, the charge point number and the start in 2^30 ns
+steps in one int64. A whole page is placed with one `searchsorted` on `coarse` and one merge;
+only where a charge point has several sessions starting within the same ~1.07 s step are the
+exact starts and ends compared (read from the columns through `order`).
 
 Keys equal in all three parts are duplicates (DUPS). Their order among themselves only
 decides which one is first (the smallest session id, which stays accepted); every other
@@ -19,22 +22,23 @@ starts at or after the charge point's `lo` is in memory (and nothing before it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from daemon.checks.ids import IdIndex, hashes, merge, ranges
 from daemon.checks.rules import DUPS, OVLP
 from daemon.records import NO_TIME, ChargingSession, SessionBatch, ns_to_dt
 
-__all__ = ["KEY", "MIN_NS", "Memory", "Place"]
+__all__ = ["MIN_NS", "Memory", "Place"]
 
-KEY = np.dtype([("pdc", ">u4"), ("start", ">u8"), ("end", ">u8")])
 MIN_NS = np.iinfo(np.int64).min
-_SIGN = np.uint64(1 << 63)
 
 Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
 Place = tuple[str, str, str, str, str]  # pdc, station, operational unit, siren, entity
 
 
@@ -54,9 +58,11 @@ def _unique(values: Ints) -> Ints:
     return values[np.concatenate([[True], values[1:] != values[:-1]])]
 
 
-def _flip(values: Ints) -> npt.NDArray[np.uint64]:
-    """int64 → uint64 preserving order (the sign bit flipped)."""
-    return values.view(np.uint64) ^ _SIGN
+def _first_rows(codes: Ints, count: int) -> Ints:
+    """Per code 0..count-1, the first row holding it (-1 for none)."""
+    first = np.full(count, -1, np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return first
 
 
 class Memory:
@@ -80,15 +86,14 @@ class Memory:
             name: np.zeros(1024, dtype) for name, dtype in self._COLUMNS
         }
         self.sid: list[str] = []
-        self.ids: dict[str, int] = {}  # session id → its live row
+        self.ids = IdIndex()  # session id → its live row
         self.pdcs: dict[str, int] = {}  # charge point → number
         self.pdc_lo = np.zeros(0, np.int64)  # per charge point number: memory's lower bound
         self.places: dict[Place, int] = {}
         self.place_list: list[Place] = []
         self.lo = lo  # `lo` of a charge point not seen yet
-        self.keys = np.empty(0, "S20")
-        self.order = np.empty(0, np.int64)  # row of each key
-        self.coarse = np.empty(0, np.int64)  # each key's charge point and start, coarsely
+        self.order = np.empty(0, np.int64)  # rows in the seed's order
+        self.coarse = np.empty(0, np.int64)  # each position's charge point and start, coarsely
         self.dead = 0
 
     # ----------------------------------------------------------------------------- columns
@@ -99,6 +104,18 @@ class Memory:
 
     def live_rows(self) -> int:
         return self.size - self.dead
+
+    def live_flags(self) -> dict[str, int]:
+        """Rule bits of every session held, by session id."""
+        rows = np.sort(self.ids.rows).tolist()
+        sid = self.sid
+        return dict(
+            zip(map(sid.__getitem__, rows), self.columns["flags"][rows].tolist(), strict=True)
+        )
+
+    def known(self, ids: Sequence[str]) -> Bools:
+        """Whether each of `ids` is held."""
+        return self.ids.find(ids, hashes(ids), self.sid) >= 0
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
         """Numbers of charge points, new ones registered with the source's `lo` (one lookup
@@ -114,27 +131,27 @@ class Memory:
             self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
         return np.asarray(numbers, np.int32)[codes]
 
-    def place_numbers(self, batch: SessionBatch) -> Ints:
+    def place_numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
         """Numbers of the rows' places (charge point with its station, unit, SIREN, entity),
         each distinct place looked up once. A charge point's other columns are normally
-        the same on all its rows of a batch (one database join): checked column-wise
+        the same on all its rows of a batch (one database join): checked column by column
         against its first row, and factorised together only when they are not."""
-        key, distinct = _factorize(batch.pdc)
-        first = np.empty(len(distinct), np.int64)
-        first[key[::-1]] = np.arange(len(key) - 1, -1, -1)
+        key = pdcs.astype(np.int64)
+        first = _first_rows(key, len(self.pdcs))
         others = (batch.station, batch.operational_unit, batch.siren, batch.entity)
-        for column in others:
-            values = np.asarray(column, dtype=object)
-            if not (values == values[first][key]).all():
-                for column in others:  # some charge point has rows of several places
-                    codes, found = _factorize(column)
-                    key, _ = _factorize(key * len(found) + codes)
-                first = np.empty(int(key.max()) + 1, np.int64)
-                first[key[::-1]] = np.arange(len(key) - 1, -1, -1)
-                break
+        if len(key) > 1:
+            expected = itemgetter(*first[key].tolist())
+            for column in others:
+                if list(expected(column)) != column:  # a charge point with several places
+                    for values in others:
+                        codes, found = _factorize(values)
+                        key, _ = _factorize(key * len(found) + codes)
+                    first = _first_rows(key, int(key.max()) + 1)
+                    break
+        present = np.flatnonzero(first >= 0)
         places = self.places
-        numbers = []
-        for index in first.tolist():
+        numbers = np.zeros(len(first), np.int64)
+        for code, index in zip(present.tolist(), first[present].tolist(), strict=True):
             place = (
                 batch.pdc[index],
                 batch.station[index],
@@ -146,8 +163,8 @@ class Memory:
             if number is None:
                 number = places[place] = len(self.place_list)
                 self.place_list.append(place)
-            numbers.append(number)
-        return np.asarray(numbers, np.int64)[key]
+            numbers[code] = number
+        return numbers[key]
 
     def append(
         self, batch: SessionBatch, flags: Ints, pdcs: npt.NDArray[np.int32]
@@ -173,18 +190,21 @@ class Memory:
         columns["power"][rows] = batch.max_power_kw
         columns["flags"][rows] = flags
         columns["pdc"][rows] = pdcs
-        columns["place"][rows] = self.place_numbers(batch)
+        columns["place"][rows] = self.place_numbers(batch, pdcs)
         columns["alive"][rows] = True
+        numbers = np.arange(first, need, dtype=np.int64)
+        keys = hashes(batch.session_id)
+        held = self.ids.find(batch.session_id, keys, self.sid)
         self.sid.extend(batch.session_id)
         self.size = need
-        numbers = np.arange(first, need, dtype=np.int64)
-        # One dict operation per session: a new id takes its row, a known one keeps its
-        # earlier row and says which it is.
-        held = np.asarray(
-            list(map(self.ids.setdefault, batch.session_id, numbers.tolist())), np.int64
-        )
-        held[held == numbers] = -1
+        new = held < 0
+        self.ids.add(keys[new], numbers[new])
         return numbers, held
+
+    def adopt(self, new: Ints, old: Ints) -> None:
+        """Rows `new` (appended) replace the earlier versions `old` of the same sessions as
+        the rows their ids lead to."""
+        self.ids.move(hashes([self.sid[row] for row in new.tolist()]), old, new)
 
     def drop_new(self, rows: Ints) -> None:
         """Mark rows just appended (and never placed) dead."""
@@ -213,45 +233,88 @@ class Memory:
 
     # ------------------------------------------------------------------------ sorted order
 
-    def _keys(self, rows: Ints) -> npt.NDArray[np.bytes_]:
-        keys = np.empty(len(rows), KEY)
-        keys["pdc"] = self.columns["pdc"][rows]
-        keys["start"] = _flip(self.columns["start"][rows])
-        keys["end"] = _flip(self.columns["end"][rows])
-        return keys.view("S20")
-
     def _coarse(self, rows: Ints) -> Ints:
-        """Charge point and start (in 2^30 ns steps) in one int64, ordered as the keys are
-        (ties aside): searching it is several times cheaper than searching byte keys."""
+        """Charge point and start (in 2^30 ns steps) in one int64: ordered as (charge point,
+        start, end), ties aside; equal only on one charge point."""
         pdc = self.columns["pdc"][rows].astype(np.int64)
         return (pdc << 34) | ((self.columns["start"][rows] >> 30) + (1 << 33))
 
+    def _same_key(self, first: Ints, second: Ints) -> Bools:
+        """Whether the sessions at sorted positions `first` and `second` have equal keys."""
+        same = self.coarse[first] == self.coarse[second]
+        ties = np.flatnonzero(same)
+        if len(ties):
+            one, other = self.order[first[ties]], self.order[second[ties]]
+            start, end = self.columns["start"], self.columns["end"]
+            same[ties] = (start[one] == start[other]) & (end[one] == end[other])
+        return same
+
+    def _equal_next(self, positions: Ints) -> Bools:
+        """Whether the key at each position equals the next one (a run goes on)."""
+        inside = np.flatnonzero(positions + 1 < len(self.order))
+        equal = np.zeros(len(positions), bool)
+        if len(inside):
+            at = positions[inside]
+            equal[inside] = self._same_key(at, at + 1)
+        return equal
+
+    def _equal_previous(self, positions: Ints) -> Bools:
+        """Whether the key at each position equals the one before."""
+        inside = np.flatnonzero(positions > 0)
+        equal = np.zeros(len(positions), bool)
+        if len(inside):
+            at = positions[inside]
+            equal[inside] = self._same_key(at, at - 1)
+        return equal
+
+    def _runs(self, positions: Ints) -> tuple[Ints, Ints]:
+        """First and past-last positions of the run of equal keys around each position."""
+        low, high = positions.copy(), positions + 1
+        going = np.arange(len(positions))
+        while len(going):
+            going = going[self._equal_previous(low[going])]
+            low[going] -= 1
+        going = np.arange(len(positions))
+        while len(going):
+            going = going[self._equal_next(high[going] - 1)]
+            high[going] += 1
+        return low, high
+
     def place(self, rows: Ints) -> Ints:
         """Put `rows` in the sorted order; returns their positions in it."""
-        keys = self._keys(rows)
-        by_key = np.argsort(keys)  # equal keys in any order: runs are judged by session id
-        keys, rows = keys[by_key], rows[by_key]
+        start, end = self.columns["start"], self.columns["end"]
         coarse = self._coarse(rows)
+        by = np.argsort(coarse, kind="stable")
+        coarse = coarse[by]
+        ties = np.flatnonzero(coarse[1:] == coarse[:-1])
+        if len(ties):  # same charge point, starts within a second: by exact start and end
+            tied = _unique(np.concatenate([ties, ties + 1]))
+            picked = rows[by[tied]]
+            by[tied] = by[tied][np.lexsort((end[picked], start[picked], coarse[tied]))]
+        rows = rows[by]
         where = np.searchsorted(self.coarse, coarse, side="left")
-        ties = np.flatnonzero(np.searchsorted(self.coarse, coarse, side="right") > where)
-        for index in ties.tolist():  # same charge point, starts within a second: exact keys
-            low = int(where[index])
-            high = int(np.searchsorted(self.coarse, coarse[index], side="right"))
-            where[index] = low + int(np.searchsorted(self.keys[low:high], keys[index], "right"))
-        self.keys = np.insert(self.keys, where, keys)
-        self.order = np.insert(self.order, where, rows)
-        self.coarse = np.insert(self.coarse, where, coarse)
+        held = len(self.coarse)
+        if held:
+            near = np.flatnonzero(self.coarse[np.minimum(where, held - 1)] == coarse)
+            if len(near):  # after the sessions held with the same coarse key and no later key
+                lengths = np.searchsorted(self.coarse, coarse[near], side="right") - where[near]
+                owner = np.repeat(np.arange(len(near)), lengths)
+                old = self.order[ranges(where[near], lengths)]
+                new = rows[near][owner]
+                before = (start[old] < start[new]) | (
+                    (start[old] == start[new]) & (end[old] <= end[new])
+                )
+                where[near] += np.bincount(owner[before], minlength=len(near))
+        self.order, self.coarse = merge((self.order, self.coarse), where, (rows, coarse))
         return where + np.arange(len(rows))
 
     def positions(self, rows: Ints) -> Ints:
         """Current positions of `rows` in the sorted order."""
-        keys = self._keys(rows)
-        where = np.searchsorted(self.keys, keys, side="left")
-        found = np.empty(len(rows), np.int64)
+        found = np.searchsorted(self.coarse, self._coarse(rows), side="left")
         order = self.order
-        for index, (start, row) in enumerate(zip(where.tolist(), rows.tolist(), strict=True)):
-            position = start
-            while order[position] != row:  # past other members of a run of equal keys
+        for index in np.flatnonzero(order[found] != rows).tolist():
+            position, row = int(found[index]), int(rows[index])
+            while order[position] != row:  # past other sessions of the same coarse key
                 position += 1
             found[index] = position
         return found
@@ -262,42 +325,39 @@ class Memory:
         if not len(rows):
             return np.empty(0, np.int64)
         where = np.sort(self.positions(rows))
-        self.keys = np.delete(self.keys, where)
-        self.order = np.delete(self.order, where)
-        self.coarse = np.delete(self.coarse, where)
+        kept = np.ones(len(self.order), bool)
+        kept[where] = False
+        self.order, self.coarse = self.order[kept], self.coarse[kept]
         self.columns["alive"][rows] = False
         self.dead += len(rows)
         return where - np.arange(len(where))
 
     # ----------------------------------------------------------------------- neighbour bits
 
+    def _leader(self, low: int, high: int) -> int:
+        """The row with the smallest session id among sorted positions low..high."""
+        return min(self.order[low:high].tolist(), key=self.sid.__getitem__)
+
     def neighbour_bits(self, positions: Ints, mask: int) -> tuple[Ints, Ints]:
         """(rows, DUPS/OVLP bits) at sorted `positions` (unique, in range), judged against
         the session before each in the seed's order."""
-        keys, order = self.keys, self.order
+        order, coarse = self.order, self.coarse
         rows = order[positions]
-        before = positions - 1
-        has_before = before >= 0
-        previous = order[np.where(has_before, before, 0)]
+        before = np.maximum(positions - 1, 0)
+        previous = order[before]
         pdc, end, start = self.columns["pdc"], self.columns["end"], self.columns["start"]
-        same = has_before & (pdc[previous] == pdc[rows])
+        same = (positions > 0) & ((coarse[before] >> 34) == (coarse[positions] >> 34))
         bits = np.where(same & (start[rows] < end[previous]), OVLP, 0).astype(np.int64)
         # Runs of equal keys (duplicates) are judged apart: the first by session id against
         # what precedes the run, every other one as its duplicate.
-        count = len(keys)
-        after = positions + 1
-        in_run = (has_before & (keys[np.where(has_before, before, 0)] == keys[positions])) | (
-            (after < count) & (keys[np.where(after < count, after, 0)] == keys[positions])
-        )
-        members = np.flatnonzero(in_run)
+        members = np.flatnonzero(self._equal_previous(positions) | self._equal_next(positions))
         if len(members):
-            run_keys = keys[positions[members]]
-            lows = np.searchsorted(keys, run_keys, side="left").tolist()
-            highs = np.searchsorted(keys, run_keys, side="right").tolist()
-            for index, low, high in zip(members.tolist(), lows, highs, strict=True):
+            lows, highs = self._runs(positions[members])
+            for index, low, high in zip(
+                members.tolist(), lows.tolist(), highs.tolist(), strict=True
+            ):
                 row = int(rows[index])
-                leader = min(order[low:high].tolist(), key=self.sid.__getitem__)
-                if row != leader:
+                if row != self._leader(low, high):
                     bits[index] = DUPS | (OVLP if end[row] > start[row] else 0)
                 elif low == 0 or pdc[order[low - 1]] != pdc[row]:
                     bits[index] = 0
@@ -305,45 +365,31 @@ class Memory:
                     bits[index] = OVLP if start[row] < end[order[low - 1]] else 0
         return rows, bits & mask
 
-    def _equal_next(self, positions: Ints) -> npt.NDArray[np.bool_]:
-        """Whether the key at each position equals the next one (a run goes on)."""
-        keys = self.keys
-        following = positions + 1
-        inside = following < len(keys)
-        return inside & (keys[np.where(inside, following, 0)] == keys[positions])
-
     def run_positions(self, positions: Ints) -> Ints:
         """What a change at `positions` may re-judge (unique, sorted): those positions, the
         position after the run of equal keys each belongs to, and every member of the runs
         of all of these (a run's first member by session id depends on what precedes it)."""
-        keys = self.keys
-        count = len(keys)
+        count = len(self.order)
         valid = positions[(positions >= 0) & (positions < count)]
         if not len(valid):
             return valid
         after = valid + 1
-        longer = self._equal_next(valid)
-        if longer.any():
-            after[longer] = np.searchsorted(keys, keys[valid[longer]], side="right")
+        longer = np.flatnonzero(self._equal_next(valid))
+        if len(longer):
+            after[longer] = self._runs(valid[longer])[1]
         touched = _unique(np.concatenate([valid, after[after < count]]))
-        in_run = self._equal_next(touched)
-        earlier = touched - 1
-        has_earlier = earlier >= 0
-        in_run |= has_earlier & (keys[np.where(has_earlier, earlier, 0)] == keys[touched])
-        if not in_run.any():
+        in_run = np.flatnonzero(self._equal_previous(touched) | self._equal_next(touched))
+        if not len(in_run):
             return touched
-        run_keys = keys[touched[in_run]]
-        lows = np.searchsorted(keys, run_keys, side="left").tolist()
-        highs = np.searchsorted(keys, run_keys, side="right").tolist()
-        runs = [np.arange(low, high) for low, high in zip(lows, highs, strict=True)]
-        return _unique(np.concatenate([touched, *runs]))
+        lows, highs = self._runs(touched[in_run])
+        return _unique(np.concatenate([touched, ranges(lows, highs - lows)]))
 
     def previous(self, row: int) -> int | None:
         """The row of the session just before `row`'s on its charge point, if any."""
-        position = int(self.positions(np.asarray([row], np.int64))[0])
-        keys, order = self.keys, self.order
-        first = int(np.searchsorted(keys, keys[position], side="left"))
-        last = int(np.searchsorted(keys, keys[position], side="right"))
+        position = self.positions(np.asarray([row], np.int64))
+        lows, highs = self._runs(position)
+        first, last = int(lows[0]), int(highs[0])
+        order = self.order
         if last - first > 1:
             members = sorted(order[first:last].tolist(), key=self.sid.__getitem__)
             rank = members.index(row)
@@ -393,13 +439,11 @@ class Memory:
         forgotten = int(drop.sum())
         if forgotten:
             gone = rows[drop]
-            for sid in (self.sid[row] for row in gone.tolist()):
-                del self.ids[sid]
             self.columns["alive"][gone] = False
+            self.ids.keep(self.columns["alive"])
             self.dead += forgotten
             keep = ~drop
-            self.keys, self.order = self.keys[keep], rows[keep]
-            self.coarse = self.coarse[keep]
+            self.order, self.coarse = rows[keep], self.coarse[keep]
         return forgotten
 
     def compact(self) -> None:
@@ -417,4 +461,4 @@ class Memory:
         self.size = len(live)
         self.dead = 0
         self.order = renumber[self.order]
-        self.ids = dict(zip(self.sid, range(self.size), strict=True))
+        self.ids.renumber(renumber)

@@ -6,7 +6,9 @@ small function writing the lines of a run of points of that shape (the way `data
 builds its methods): per point it checks the keys in place, takes the escaped series key from
 a dict by the tag values, checks each value's type and writes the line in one f-string. A
 batch costs one call per run of same-shaped points instead of escaping and dispatching every
-key and value of every point again.
+key and value of every point again. Float fields that repeat their value from one point to
+the next (set-points, nominal voltages, a reading that did not change) reuse its text: the
+shortest round-trip `repr` is the costliest part of a line.
 
 Anything the fast path does not vouch for — a new shape or series, a value of another type
 than the writer was built for, a NaN or infinity, an integer or timestamp out of InfluxDB's
@@ -48,7 +50,14 @@ def _escape_string(value: str) -> str:
 
 # per value type: the checks that keep a value on the fast path, and how it is written
 _CHECKS = {
-    float: ["if type({v}) is not float or {v} - {v} != 0.0: return point"],  # NaN, ±inf
+    float: [  # the text of the field's previous value when equal (and not ±0.0), else repr()
+        "if type({v}) is not float: return point",
+        "if {v} == last_{v} and {v}: {v} = text_{v}",
+        "else:",
+        "    if {v} - {v} != 0.0: return point",  # NaN, ±inf
+        "    last_{v} = {v}",
+        "    {v} = text_{v} = repr({v})",
+    ],
     int: [f"if type({{v}}) is not int or not {_INT64_MIN} <= {{v}} <= {_INT64_MAX}: return point"],
     str: [
         "if type({v}) is not str: return point",
@@ -56,7 +65,7 @@ _CHECKS = {
     ],
     bool: ["if type({v}) is not bool: return point", "{v} = 'true' if {v} else 'false'"],
 }
-_PLACEHOLDERS = {float: "{{{v}!r}}", int: "{{{v}}}i", str: '"{{{v}}}"', bool: "{{{v}}}"}
+_PLACEHOLDERS = {float: "{{{v}}}", int: "{{{v}}}i", str: '"{{{v}}}"', bool: "{{{v}}}"}
 
 
 def compile_run_writer(
@@ -99,9 +108,13 @@ def compile_run_writer(
     ]
     if str in kinds:  # the only values that can bring non-ASCII text (heads are checked)
         body.append("if not line.isascii(): return point")
+    # per float field, its last value and text, kept from run to run
+    floats = [f"last_v{i}, text_v{i}" for i, kind in enumerate(kinds) if kind is float]
     source = [
         "def make(heads_get, _escape_string, _END):",
+        *(f"    {names} = None, ''" for names in floats),
         "    def write_run(points, append):",
+        *([f"        nonlocal {', '.join(floats)}"] if floats else []),
         "        for point in points:",
         "            try:",
         *(f"                {line}" for line in body),

@@ -93,7 +93,13 @@ def runs(draw: st.DrawFn) -> list[Point]:
     tag_keys = draw(st.lists(_names, max_size=3, unique=True))
     field_keys = draw(st.lists(_names, min_size=1, max_size=4, unique=True))
     kinds = [draw(st.sampled_from([1.5, 2, "s", True])) for _ in field_keys]
-    typical = {float: st.floats(-1e6, 1e6), int: st.integers(-1000, 1000), str: _names}
+    # floats also from a few repeated values (the writer reuses an unchanged value's text)
+    repeated = st.sampled_from([0.0, -0.0, 230.1, 22.0])
+    typical = {
+        float: st.one_of(st.floats(-1e6, 1e6), repeated),
+        int: st.integers(-1000, 1000),
+        str: _names,
+    }
     batch = []
     for _ in range(draw(st.integers(1, 12))):
         tags = {key: draw(st.sampled_from(["a", "b c", ""])) for key in tag_keys}
@@ -118,6 +124,25 @@ def test_encode_all_on_runs_of_one_shape_matches_encode(parts: list[list[Point]]
     a run does not fit its writer."""
     twin = [replace(point, measurement=f"{point.measurement}2") for point in parts[0]]
     _assert_encode_all_matches_encode([point for part in [*parts, twin] for point in part])
+
+
+def test_repeated_float_values_keep_their_own_text() -> None:
+    """A float field whose value repeats is written as repr() of each value: an unchanged
+    value reuses its text, but 0.0 and -0.0 (equal) and NaN or infinity never do."""
+    encoder = Encoder()
+    values = [230.1, 230.1, 0.0, -0.0, -0.0, 0.0, 1e16, 1e16, math.nan, math.inf, 230.1, 5e-324]
+    batch = [Point("m", {"t": "a"}, {"f": value, "g": 1.5}, 1) for value in values]
+    _assert_encode_all_matches_encode(batch)
+    lines, refused = encoder.encode_all(batch)
+    assert [line.split(" ")[1] for line in lines[:6]] == [
+        "f=230.1,g=1.5",
+        "f=230.1,g=1.5",
+        "f=0.0,g=1.5",
+        "f=-0.0,g=1.5",
+        "f=-0.0,g=1.5",
+        "f=0.0,g=1.5",
+    ]
+    assert len(refused) == 2
 
 
 def test_encoder_handles_values_that_do_not_fit_the_cached_formatter() -> None:

@@ -14,9 +14,13 @@ Storage is laid out for whole batches (tens of thousands of sessions per transac
   session row refers to both by integer, so the text is stored once per charge point;
 - `ledger_session` holds per session only integers, two reals and the session id: times in
   nanoseconds, the Europe/Paris month of the start as `YYYYMM`, the rule bits, and `key`, a
-  64-bit hash of (source, session id). The id is found through the small integer index on
-  `key` (the full id and source are compared on every match, so a hash collision is harmless)
-  and a charge point's sessions through the integer index (pdc number, start);
+  64-bit hash of (source, session id), and a charge point's sessions are found through the
+  integer index (pdc number, start);
+- the session ids are found through `temp.ledger_key` (key, row number): a table of the
+  connection's own, built from `ledger_session` when the schema is ensured and kept in step
+  by every write (it rolls back with the transaction). Kept out of the file, the random
+  inserts of a hash index cost no WAL pages and no fsync at every commit. The full id and
+  source are compared on every match, so a hash collision is harmless;
 - `session_ledger` is a view with the historical columns, for operators and tests.
 
 `session_month` holds, per source, month, SIREN, operational unit and station, the energy and
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from daemon.checks import columns
 from daemon.checks.store_reads import (
@@ -96,7 +101,7 @@ CREATE TABLE IF NOT EXISTS ledger_session (
     updated_at REAL NOT NULL,
     session_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ledger_session_key ON ledger_session (key);
+DROP INDEX IF EXISTS ledger_session_key;
 CREATE INDEX IF NOT EXISTS ledger_session_pdc ON ledger_session (pdc_id, start_ns);
 CREATE TABLE IF NOT EXISTS session_month (
     source TEXT NOT NULL,
@@ -111,6 +116,16 @@ CREATE TABLE IF NOT EXISTS session_month (
     changed_at REAL NOT NULL,
     PRIMARY KEY (source, month, siren, operational_unit, station)
 ) WITHOUT ROWID;
+"""
+
+_KEYS = """
+CREATE TEMP TABLE IF NOT EXISTS ledger_key (
+    key INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (key, row)
+) WITHOUT ROWID;
+DELETE FROM temp.ledger_key;
+INSERT INTO temp.ledger_key (key, row) SELECT key, rowid FROM ledger_session ORDER BY key, rowid;
 """
 
 _VIEW = """
@@ -129,13 +144,13 @@ JOIN ledger_point p ON p.id = s.point_id
 
 # Row layout of `ledger_session` as written (tuples are built in this order).
 _ROW = (
-    "key, pdc_id, point_id, start_ns, end_ns, energy_kwh, energy_ukwh, month, flags, "
+    "rowid, key, pdc_id, point_id, start_ns, end_ns, energy_kwh, energy_ukwh, month, flags, "
     "source_updated_ns, updated_at, session_id"
 )
-_INSERT = f"INSERT INTO ledger_session ({_ROW}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+_INSERT = f"INSERT INTO ledger_session ({_ROW}) VALUES ({', '.join('?' * 13)})"  # noqa: S608
 _UPDATE = (
     "UPDATE ledger_session SET "  # noqa: S608
-    + ", ".join(f"{name.strip()} = ?" for name in _ROW.split(","))
+    + ", ".join(f"{name.strip()} = ?" for name in _ROW.split(",")[1:])
     + " WHERE rowid = ?"
 )
 
@@ -146,7 +161,8 @@ _STORED = """
 SELECT s.rowid, s.session_id, s.month, p.siren, p.operational_unit, p.station, s.flags,
        s.energy_ukwh
 FROM json_each(?) j
-CROSS JOIN ledger_session s ON s.key = j.value
+CROSS JOIN temp.ledger_key k ON k.key = j.value
+CROSS JOIN ledger_session s ON s.rowid = k.row
 CROSS JOIN ledger_pdc d ON d.id = s.pdc_id AND d.source = ?
 CROSS JOIN ledger_point p ON p.id = s.point_id
 """
@@ -169,12 +185,14 @@ DELETE FROM session_month WHERE source = ? AND month = ? AND siren = ?
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the ledger tables and view if missing; migrate an old `session_ledger` table."""
+    """Create the ledger tables and view if missing; migrate an old `session_ledger` table;
+    build this connection's `temp.ledger_key`. Once per connection, before any other use."""
     conn.executescript(_SCHEMA)
     kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'session_ledger'").fetchone()
     if kind is not None and kind[0] == "table":
         _migrate(conn)
     conn.execute(_VIEW)
+    conn.executescript(_KEYS)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -242,9 +260,10 @@ def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> Non
     conn.executemany(
         _INSERT,
         zip(
+            [None] * len(ids),  # the next row number
             columns.session_keys(source, ids).tolist(),
-            pdc_ids,
-            point_ids,
+            pdc_ids.tolist(),
+            point_ids.tolist(),
             starts,
             ends,
             batch.energy_kwh.tolist(),
@@ -269,37 +288,38 @@ def _optional(values: list[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
 
 def _charge_points(
     conn: sqlite3.Connection, batch: SessionBatch
-) -> tuple[list[int], list[int], dict[int, tuple[Any, ...]]]:
+) -> tuple[Ints, Ints, dict[int, tuple[Any, ...]]]:
     """The `ledger_pdc` and `ledger_point` numbers of each row (created when new), and the
     facts (pdc number, station, unit, SIREN, entity, power) of each point number used."""
     source = batch.source
-    names = batch.pdc
-    # One representative row per charge point (its last): the facts to check rows against.
-    last = dict(zip(names, range(len(names)), strict=True))
-    pdc_of: dict[str, int] = {}
-    for name, number in conn.execute(
-        "SELECT pdc, id FROM ledger_pdc WHERE source = ? "
-        "AND pdc IN (SELECT value FROM json_each(?))",
-        (source, json.dumps(list(last))),
-    ):
-        pdc_of[name] = number
-    for name in last:
+    codes, names = pd.factorize(np.asarray(batch.pdc, dtype=object))
+    pdc_of: dict[str, int] = dict(
+        conn.execute(
+            "SELECT pdc, id FROM ledger_pdc WHERE source = ? "
+            "AND pdc IN (SELECT value FROM json_each(?))",
+            (source, json.dumps(names.tolist())),
+        ).fetchall()
+    )
+    for name in names.tolist():
         if name not in pdc_of:
             pdc_of[name] = conn.execute(
                 "INSERT INTO ledger_pdc (source, pdc) VALUES (?, ?) RETURNING id", (source, name)
             ).fetchone()[0]
-    pdc_ids = [pdc_of[name] for name in names]
+    pdc_ids = np.fromiter((pdc_of[name] for name in names.tolist()), np.int64, len(names))[codes]
     # NaN powers are stored as NULL; None keeps them equal to each other as dictionary keys.
     powers = _optional(batch.max_power_kw.tolist(), np.isnan(batch.max_power_kw))
-    fields = (pdc_ids, batch.station, batch.operational_unit, batch.siren, batch.entity, powers)
+    texts = (batch.station, batch.operational_unit, batch.siren, batch.entity)
     # Usually every row of a charge point carries the same facts: then they are resolved per
-    # charge point, and rows only compared as whole lists (in C), not hashed one by one.
-    picks = [last[name] for name in names]
-    uniform = all(column == [column[i] for i in picks] for column in fields[1:5]) and (
-        np.array_equal(batch.max_power_kw, batch.max_power_kw[picks], equal_nan=True)
-    )
-    rows = picks if uniform else range(len(names))
-    facts = [tuple(column[i] for column in fields) for i in dict.fromkeys(rows)]
+    # charge point (its first row), checked column by column on factorised codes in numpy.
+    first = np.unique(codes, return_index=True)[1]
+    representative = first[codes]
+    uniform = all(
+        np.array_equal(column_codes, column_codes[representative])
+        for column_codes in (pd.factorize(np.asarray(column, dtype=object))[0] for column in texts)
+    ) and np.array_equal(batch.max_power_kw, batch.max_power_kw[representative], equal_nan=True)
+    fields = (pdc_ids.tolist(), *texts, powers)
+    rows = first.tolist() if uniform else range(len(codes))
+    facts = list(dict.fromkeys(tuple(column[i] for column in fields) for i in rows))
     point_of: dict[tuple[Any, ...], int] = {}
     wanted = set(facts)
     for number, *fact in conn.execute(
@@ -317,11 +337,12 @@ def _charge_points(
                 "max_power_kw) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 fact,
             ).fetchone()[0]
-    if uniform:
-        by_pdc = {fact[0]: point_of[fact] for fact in facts}
-        point_ids = [by_pdc[number] for number in pdc_ids]
+    if uniform:  # facts[j] is charge point code j's (first rows come in code order)
+        point_ids = np.fromiter((point_of[fact] for fact in facts), np.int64, len(facts))[codes]
     else:
-        point_ids = [point_of[fact] for fact in zip(*fields, strict=True)]
+        point_ids = np.fromiter(
+            (point_of[fact] for fact in zip(*fields, strict=True)), np.int64, len(codes)
+        )
     return pdc_ids, point_ids, {number: fact for fact, number in point_of.items()}
 
 
@@ -366,8 +387,7 @@ def write_verdicts(
         if index is not None:  # not a different id that happens to share the key
             stored[index] = row
 
-    pdc_array = np.asarray(pdc_ids, np.int64)
-    point_array = np.asarray(point_ids, np.int64)
+    pdc_array, point_array = pdc_ids, point_ids
     if stored:
         again = list(stored)
         rows = _rows(batch, np.asarray(again), keys, pdc_array, point_array, ukwh, months, flags)
@@ -387,7 +407,14 @@ def write_verdicts(
     # the charge point index.
     order = order[np.lexsort((batch.start_ns[order], pdc_array[order]))]
     rows = _rows(batch, order, keys, pdc_array, point_array, ukwh, months, flags)
-    conn.executemany(_INSERT, zip(*rows, repeat(now), [ids[i] for i in order.tolist()]))
+    after = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM ledger_session").fetchone()[0]
+    numbers = range(after + 1, after + 1 + len(order))
+    conn.executemany(_INSERT, zip(numbers, *rows, repeat(now), [ids[i] for i in order.tolist()]))
+    by_key = np.argsort(keys[order], kind="stable")
+    conn.executemany(
+        "INSERT INTO temp.ledger_key (key, row) VALUES (?, ?)",
+        zip(keys[order][by_key].tolist(), (by_key + after + 1).tolist(), strict=True),
+    )
     _move_months(conn, source, months, point_array, ukwh, flags != 0, facts, stored, now)
 
 

@@ -1,8 +1,8 @@
 """Reading the session ledger store: the engine's reloads and lookups, and monthly totals.
 
 See `daemon.checks.store` for the layout. Every query walks an index: the charge point
-index (pdc number, start) for time ranges, the key index for session ids, the primary key of
-`session_month` for totals.
+index (pdc number, start) for time ranges, the connection's `temp.ledger_key` for session
+ids, the primary key of `session_month` for totals.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def locate(
     found: dict[str, tuple[str, int]] = {}
     for sid, pdc, start in conn.execute(
         "SELECT s.session_id, d.pdc, s.start_ns FROM json_each(?) j "
-        "CROSS JOIN ledger_session s ON s.key = j.value "
+        "CROSS JOIN temp.ledger_key k ON k.key = j.value "
+        "CROSS JOIN ledger_session s ON s.rowid = k.row "
         "CROSS JOIN ledger_pdc d ON d.id = s.pdc_id AND d.source = ?",
         ("[" + ",".join(map(str, keys)) + "]", source),
     ):

@@ -261,6 +261,58 @@ def test_replay_of_stored_rows_is_not_counted_twice(conn: sqlite3.Connection) ->
     assert_totals_match_view(conn)
 
 
+def test_a_rolled_back_write_leaves_no_key_behind(conn: sqlite3.Connection) -> None:
+    """The session id table rolls back with the transaction: a session whose write failed is
+    new afterwards, and the row numbers the failed write used are not mistaken for it."""
+    write(conn, [session("a")])
+
+    def fail(c: sqlite3.Connection) -> None:
+        store.write_verdicts(
+            c,
+            SessionBatch.from_sessions("qualicharge", [session("b", energy_kwh=5.0)]),
+            np.zeros(1, np.int64),
+            np.zeros(1, bool),
+        )
+        raise RuntimeError("the outbox commit failed")
+
+    with pytest.raises(RuntimeError):
+        tx(conn, fail)
+    write(conn, [session("c", energy_kwh=7.0)])  # takes the row number "b" had
+    write(conn, [session("b", energy_kwh=6.0)])
+    assert {sid: row["energy_kwh"] for (_, sid), row in view(conn).items()} == {
+        "a": 12.5,
+        "b": 6.0,
+        "c": 7.0,
+    }
+    (total,) = store.month_totals(conn, "2026-03")
+    assert (total.sessions, total.energy_kwh) == (3, 25.5)
+    assert_totals_match_view(conn)
+
+
+def test_a_new_connection_finds_the_stored_sessions(tmp_path: Path) -> None:
+    """The session id table is the connection's own: rebuilt from the file on the next
+    start, a correction after a restart replaces its session instead of adding one."""
+    first = connect(tmp_path / "state.db")
+    store.ensure_schema(first)
+    write(first, [session("a"), session("b", energy_kwh=1.0)])
+    first.execute("CREATE INDEX ledger_session_key ON ledger_session (key)")  # as the previous version kept it
+    first.close()
+
+    again = connect(tmp_path / "state.db")
+    store.ensure_schema(again)
+    write(again, [session("b", energy_kwh=3.0)])
+    assert store.locate(again, "qualicharge", ["a", "z"]) == {
+        "a": ("FRABCP001", ns("2026-03-10T10:00:00+00:00"))
+    }
+    (total,) = store.month_totals(again, "2026-03")
+    assert (total.sessions, total.energy_kwh) == (2, 15.5)
+    assert len(view(again)) == 2
+    assert_totals_match_view(again)
+    indexes = {row[0] for row in again.execute("SELECT name FROM sqlite_master")}
+    assert "ledger_session_key" not in indexes  # the previous version's index is dropped
+    again.close()
+
+
 def test_repeated_id_in_one_batch_keeps_the_last_row(conn: sqlite3.Connection) -> None:
     write(conn, [session("a", energy_kwh=1.0), session("a", energy_kwh=2.0)])
     assert view(conn)[("qualicharge", "a")]["energy_kwh"] == 2.0

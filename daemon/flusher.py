@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from typing import NamedTuple
 
 import structlog
 
@@ -31,8 +31,10 @@ from daemon.sinks.base import Sink
 
 __all__ = ["Flusher"]
 
-# Written batches whose deletion may be pending while the next ones are written.
-_ACKS_IN_FLIGHT = 8
+# Written batches not yet deleted, at most (a crash replays them: see `flush`), and chunk ids
+# deleted by one acknowledgement, at most.
+_UNACKED_BATCHES = 64
+_ACK_IDS = 4096
 
 
 class Flusher:
@@ -93,13 +95,15 @@ class Flusher:
 
         The sink is kept busy: the next batch is read (on the state database's reader, so
         never behind a long commit) while one is written, and written batches are
-        acknowledged (deleted) in the background while the next ones are written. One write
-        is in flight at a time, in outbox order; at most `_ACKS_IN_FLIGHT` acknowledgements
-        are pending, and every one is done when this returns. A crash between a write and
-        its acknowledgement replays that batch, which the sink overwrites (same series and
-        timestamps).
+        acknowledged (deleted) in the background while the next ones are written: one
+        deletion at a time, covering every batch written since the previous one. One write is
+        in flight at a time, in outbox order; at most `_UNACKED_BATCHES` written batches wait
+        for their deletion, and every one is deleted when this returns. A crash between a
+        write and its deletion replays those batches, which the sink overwrites (same series
+        and timestamps).
         """
-        acking: deque[asyncio.Task[None]] = deque()
+        written: list[_Written] = []
+        acking: asyncio.Task[None] | None = None
         try:
             batch = await self._outbox.read_batch(self._config.batch_size)
             while batch is not None:
@@ -108,20 +112,25 @@ class Flusher:
                 )
                 try:
                     dead = await self._deliver(batch, stop_on)
-                    while acking and (acking[0].done() or len(acking) >= _ACKS_IN_FLIGHT):
-                        await acking.popleft()
                 except BaseException:
                     prefetch.cancel()
                     raise
                 if dead is None:
                     prefetch.cancel()
                     return False
-                acking.append(asyncio.create_task(self._ack(batch.ids, batch.lines, dead)))
+                written.append(_Written(batch.ids, batch.lines, dead))
+                if acking is not None and (acking.done() or len(written) >= _UNACKED_BATCHES):
+                    await acking
+                    acking = None
+                if acking is None:
+                    acking = asyncio.create_task(self._ack(_take(written)))
                 batch = await prefetch
             return True
         finally:
-            for task in acking:
-                await task
+            if acking is not None:
+                await acking
+            while written:
+                await self._ack(_take(written))
 
     async def drain(self, timeout: float | None) -> bool:
         """Flush everything committed, within `timeout` seconds; True when empty."""
@@ -178,9 +187,10 @@ class Flusher:
                 self._log.info("sink_write_recovered", sink=self._sink.name)
             return dead
 
-    async def _ack(self, ids: tuple[int, ...], lines: int, dead: list[tuple[str, str]]) -> None:
-        await self._outbox.ack(ids, dead)
-        self._counters.inc("points_written", lines - len(dead))
+    async def _ack(self, batches: list[_Written]) -> None:
+        dead = [pair for batch in batches for pair in batch.dead]
+        await self._outbox.ack([chunk for batch in batches for chunk in batch.ids], dead)
+        self._counters.inc("points_written", sum(batch.lines for batch in batches) - len(dead))
 
     async def _write(self, body: bytes, lines: int) -> list[tuple[str, str]]:
         """Write `body`; on rejection bisect and return the refused (line, reason) pairs."""
@@ -199,6 +209,28 @@ class Flusher:
                 *await self._write("\n".join(first).encode(), len(first)),
                 *await self._write("\n".join(second).encode(), len(second)),
             ]
+
+
+class _Written(NamedTuple):
+    """A batch the sink took: its chunk ids, line count and the lines it refused."""
+
+    ids: tuple[int, ...]
+    lines: int
+    dead: list[tuple[str, str]]
+
+
+def _take(written: list[_Written]) -> list[_Written]:
+    """Remove and return the oldest written batches, up to `_ACK_IDS` chunk ids (at least one
+    batch)."""
+    count, ids = 0, 0
+    for batch in written:
+        if count and ids + len(batch.ids) > _ACK_IDS:
+            break
+        count += 1
+        ids += len(batch.ids)
+    taken = written[:count]
+    del written[:count]
+    return taken
 
 
 async def _first(*events: asyncio.Event) -> None:

@@ -252,3 +252,63 @@ async def test_flusher_batches_small_commits_until_the_flush_interval(tmp_path: 
         db.close()
     assert sum(sink.requests) == 20
     assert len(sink.requests) <= 2, sink.requests
+
+
+class _RecordingSink:
+    """A sink that takes every write and keeps the bodies."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, body: bytes, lines: int) -> None:
+        self.bodies.append(body)
+
+    async def query(self, *args: object, **kwargs: object) -> list[object]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_flusher_writes_on_while_deletions_wait_behind_a_long_commit(
+    db: StateDB, outbox: Outbox
+) -> None:
+    """Written batches are deleted in the background: with the state thread held by a long
+    commit, the flusher still writes every committed batch, in order; once the commit ends,
+    every written batch is deleted and counted, and the outbox drains."""
+    from daemon.config import OutboxConfig
+    from daemon.flusher import Flusher
+
+    counters = Counters("sink")
+    sink = _RecordingSink()
+    flusher = Flusher(outbox, sink, OutboxConfig(batch_size=10), counters)
+    await outbox.put(lines(0, 100))
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        inside.set()
+        release.wait(10)
+
+    held = outbox.submit(lines(100, 10), hold)
+    assert await asyncio.to_thread(inside.wait, 10)
+    flushing = asyncio.create_task(flusher.flush())
+    try:
+        for _ in range(500):  # until the 10 committed batches are written
+            if len(sink.bodies) == 10:
+                break
+            await asyncio.sleep(0.01)
+        assert len(sink.bodies) == 10
+        assert not flushing.done() and outbox.depth == 100  # deletions wait for the writer
+    finally:
+        release.set()
+    assert await asyncio.wait_for(flushing, 10)
+    await held
+    assert await flusher.drain(10)
+    assert [line for body in sink.bodies for line in body.decode().split("\n")] == lines(0, 110)
+    assert outbox.depth == 0 and counters["points_written"] == 110
+    assert committed_lines(db.path) == []

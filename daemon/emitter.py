@@ -5,8 +5,8 @@ checkpoint in the same transaction, and returns once they are durable. `submit_p
 the non-blocking variant for push sources that must not wait for a commit per message.
 `sessions()` passes sessions through the session judge first (`submit_sessions()` without
 waiting for the commit). A point that cannot be encoded
-(NaN, bad name) is logged with its reason and kept in the dead-letter table; the rest of the
-batch goes on.
+(NaN, bad name), or a session record a reader refused (`rejected`), is logged with its
+reason and kept in the dead-letter table; the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -51,10 +51,14 @@ class Emitter:
     def _encode(self, points: Iterable[Point]) -> tuple[list[str], list[tuple[str, str]]]:
         lines, refused = self._encoder.encode_all(points)
         bad = [(repr(point), reason) for point, reason in refused]
+        self._refused("point_rejected", bad)
+        return lines, bad
+
+    def _refused(self, event: str, bad: Sequence[tuple[str, str]]) -> None:
+        """Count and log (what, reason) pairs about to be dead-lettered."""
         if bad:
             self._counters.inc("errors", len(bad))
-            self._log.error("point_rejected", count=len(bad), reason=bad[0][1], sample=bad[0][0])
-        return lines, bad
+            self._log.error(event, count=len(bad), reason=bad[0][1], sample=bad[0][0])
 
     def _on_commit(
         self,
@@ -93,9 +97,15 @@ class Emitter:
         *,
         checkpoint: Mapping[str, Any] | None = None,
         points: Sequence[Point] = (),
+        rejected: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Judge `sessions`, then commit their points, ledger rows and `checkpoint` at once."""
-        await (await self.submit_sessions(sessions, checkpoint=checkpoint, points=points))
+        """Judge `sessions`, then commit their points, ledger rows and `checkpoint` at once
+        (with `rejected` (what, reason) records the reader refused, dead-lettered)."""
+        await (
+            await self.submit_sessions(
+                sessions, checkpoint=checkpoint, points=points, rejected=rejected
+            )
+        )
 
     async def submit_sessions(
         self,
@@ -103,12 +113,15 @@ class Emitter:
         *,
         checkpoint: Mapping[str, Any] | None = None,
         points: Sequence[Point] = (),
+        rejected: Sequence[tuple[str, str]] = (),
     ) -> asyncio.Future[None]:
         """Judge `sessions` and queue their commit; the future resolves once it is durable.
         A reader can judge its next page while this one commits (commits keep their order,
         so checkpoints never run ahead of the data)."""
         judged = await self._judge.judge(self._source, sessions)
         lines, bad = self._encode([*judged.points, *points])
+        self._refused("session_rejected", rejected)
+        bad += rejected
         return self._outbox.submit(
             [*judged.lines, *lines], self._on_commit(checkpoint, bad, judged.on_commit)
         )

@@ -105,10 +105,10 @@ class QualiChargeCollector(PolledCollector):
         committing: asyncio.Future[None] | None = None
         try:
             async with contextlib.aclosing(self._reader.pages(after)) as stream:
-                async for batch, mark in stream:
+                async for batch, mark, rejected in stream:
                     ctx.counters.inc("requests")
                     queued = await ctx.emit.submit_sessions(
-                        batch, checkpoint={"watermark": mark.to_json()}
+                        batch, checkpoint={"watermark": mark.to_json()}, rejected=rejected
                     )
                     if committing is not None:
                         await committing

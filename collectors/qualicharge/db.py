@@ -18,7 +18,8 @@ stamps `updated_at` before its transaction commits, so a slow transaction could 
 commit a row behind a watermark already passed. One query per poll streams its rows in
 pages of `page_size` (a server-side cursor on PostgreSQL), so memory stays bounded and the
 database sorts the delta once. Each page is a `SessionBatch` (columns, built as `pages`
-describes), with the watermark of its last row.
+describes), with the watermark of its last row and the rows refused (a start or end no
+nanosecond can hold), which the collector dead-letters with the page.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Column,
@@ -57,7 +58,7 @@ from collectors.qualicharge.config import QualiChargeConfig
 from collectors.qualicharge.pages import CursorPages, EpochMicros, ResultPages
 from daemon.records import SessionBatch, ns_to_dt
 
-__all__ = ["SessionReader", "Tables", "Watermark", "qualicharge_tables"]
+__all__ = ["SessionPage", "SessionReader", "Tables", "Watermark", "qualicharge_tables"]
 
 
 def _stamps() -> list[Column[Any]]:
@@ -135,6 +136,14 @@ def qualicharge_tables(schema: str | None = None) -> Tables:
         PrimaryKeyConstraint("id", "start", name="ix_session_id_start"),
     )
     return Tables(metadata, amenageur, operationalunit, station, pointdecharge, session)
+
+
+class SessionPage(NamedTuple):
+    """What a poll reads at a time: sessions, the watermark after them, rows refused."""
+
+    batch: SessionBatch
+    mark: Watermark
+    rejected: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -303,24 +312,25 @@ class SessionReader:
             conn.close()
             raise
 
-    async def pages(self, after: Watermark | None) -> AsyncIterator[tuple[SessionBatch, Watermark]]:
-        """Pages of sessions after `after`, each with the watermark of its last row. The next
-        page is fetched while the caller handles the current one."""
+    async def pages(self, after: Watermark | None) -> AsyncIterator[SessionPage]:
+        """Pages of sessions after `after`, each with the watermark of its last row (rejected
+        rows included: they are not read again) and the rows it refused. The next page is
+        fetched while the caller handles the current one."""
         loop = asyncio.get_running_loop()
         size = self._config.page_size
         reader = await loop.run_in_executor(self._executor, self._open, after)
         try:
             pending = loop.run_in_executor(self._executor, reader.fetch)
             while True:
-                batch = await pending
-                if not len(batch):
+                page = await pending
+                if page.last is None:
                     return
-                full = len(batch) == size
+                full = page.rows == size
                 if full:
                     pending = loop.run_in_executor(self._executor, reader.fetch)
                 # the last row's (updated_at, id): the page is in keyset order
-                mark = Watermark(ns_to_dt(batch.updated_ns[-1]), batch.session_id[-1])
-                yield batch, mark
+                mark = Watermark(ns_to_dt(page.last[0]), page.last[1])
+                yield SessionPage(page.batch, mark, page.rejected)
                 if not full:
                     return
         finally:

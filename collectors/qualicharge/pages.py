@@ -14,15 +14,19 @@ Two readers, one per kind of database:
 - `ResultPages` (SQLite copies, the demo, any other SQLAlchemy database): the joined rows
   through SQLAlchemy's `Result`, datetimes converted a column at a time (`to_ns_array`).
 
-Both wrap driver errors in SQLAlchemy's exception classes, so callers map one family, and
-raise `DataError` for a time the batch's nanosecond columns cannot hold.
+Both wrap driver errors in SQLAlchemy's exception classes, so callers map one family. A
+session whose start or end the batch's nanosecond columns cannot hold (before 1677 or after
+2262: an operator's typo) is left out of the batch and returned among the page's `rejected`
+with the reason, so one bad row never stops the rest; an `updated_at` out of that range (the
+database's own clock, which the watermark is made of) raises `DataError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +44,7 @@ __all__ = [
     "CHUNK_ROWS",
     "CursorPages",
     "EpochMicros",
+    "Page",
     "PdcDirectory",
     "ResultPages",
 ]
@@ -50,6 +55,23 @@ __all__ = [
 CHUNK_ROWS = 2000
 
 Objects = npt.NDArray[np.object_]
+
+
+class Page(NamedTuple):
+    """A page of rows: the sessions read, those refused ((what, reason) pairs), the number of
+    rows (both together) and the keyset position of the last row (updated_at ns, id)."""
+
+    batch: SessionBatch
+    rejected: list[tuple[str, str]]
+    rows: int
+    last: tuple[int, str] | None
+
+
+def _rejection(session_id: str) -> tuple[str, str]:
+    return (
+        f"QualiCharge session {session_id}",
+        "start or end outside 1677-2262, which the session columns (nanoseconds) cannot hold",
+    )
 
 
 class EpochMicros(FunctionElement[int]):
@@ -90,14 +112,14 @@ def _as_sqlalchemy_error(exc: Exception, statement: str | None, dialect: Any) ->
 _MAX_US = np.iinfo(np.int64).max // 1000
 
 
-def _outside(micros: npt.NDArray[np.int64], ids: Sequence[str]) -> DataError | None:
-    """The error naming the first session with a time nanoseconds cannot hold, if any."""
-    wrong = np.flatnonzero((np.abs(micros) > _MAX_US).any(axis=0))
+def _updated_outside(ids: Sequence[str], where: npt.NDArray[np.bool_]) -> DataError | None:
+    """The error naming the first session whose `updated_at` nanoseconds cannot hold."""
+    wrong = np.flatnonzero(where)
     if not len(wrong):
         return None
     return DataError(
-        f"QualiCharge session {ids[int(wrong[0])]}: a time outside 1677-2262, which the "
-        f"session columns (nanoseconds) cannot hold ({len(wrong)} such sessions in the page)"
+        f"QualiCharge session {ids[int(wrong[0])]}: updated_at outside 1677-2262, which the "
+        f"watermark (nanoseconds) cannot hold ({len(wrong)} such sessions in the page)"
     )
 
 
@@ -170,7 +192,7 @@ class CursorPages:
         except dialect.loaded_dbapi.Error as exc:
             raise _as_sqlalchemy_error(exc, self._sql, dialect) from exc
 
-    def fetch(self) -> SessionBatch:
+    def fetch(self) -> Page:
         """The next page (shorter than `size` at the end, empty after it)."""
         size = self._size
         ids: list[str] = []
@@ -200,13 +222,22 @@ class CursorPages:
                     break  # a short fetch: the cursor is exhausted
         except self._conn.dialect.loaded_dbapi.Error as exc:
             raise _as_sqlalchemy_error(exc, self._sql, self._conn.dialect) from exc
-        micros = numbers[:3, :count]
-        if (error := _outside(micros, ids)) is not None:
+        outside = np.abs(numbers[:3, :count]) > _MAX_US
+        if (error := _updated_outside(ids, outside[2])) is not None:
             raise error
-        times = micros * 1000  # µs → ns
+        last = (int(numbers[2, count - 1]) * 1000, ids[-1]) if count else None
+        rejected: list[tuple[str, str]] = []
+        kept = np.flatnonzero(~outside[:2].any(axis=0))
+        if len(kept) < count:
+            rejected = [_rejection(ids[i]) for i in np.flatnonzero(outside[:2].any(axis=0))]
+            numbers, energy = numbers[:, kept], energy[kept]
+            picks = kept.tolist()
+            ids, pdcs = [ids[i] for i in picks], [pdcs[i] for i in picks]
+            count = len(kept)
+        times = numbers[:3, :count] * 1000  # µs → ns
         at = numbers[3, :count]
         d = self._directory
-        return SessionBatch(
+        batch = SessionBatch(
             source=self._source,
             session_id=ids,
             pdc=pdcs,
@@ -220,6 +251,7 @@ class CursorPages:
             max_power_kw=d.power[at],
             updated_ns=times[2],
         )
+        return Page(batch, rejected, count + len(rejected), last)
 
     def close(self) -> None:
         """Close the cursor, then give the connection back (discarded if the cursor failed)."""
@@ -249,22 +281,37 @@ class ResultPages:
         self._size = size
         self._result: CursorResult[Any] = conn.execution_options(yield_per=size).execute(statement)
 
-    def fetch(self) -> SessionBatch:
+    def fetch(self) -> Page:
         """The next page (shorter than `size` at the end, empty after it)."""
         rows = self._result.fetchmany(self._size)
         if not rows:
-            return SessionBatch.empty(self._source)
-        sid, start, end, energy, updated, pdc, power, station, unit, siren, entity = zip(
-            *rows, strict=True
-        )
+            return Page(SessionBatch.empty(self._source), [], 0, None)
+        count = len(rows)
         try:
-            start_ns, end_ns, updated_ns = (to_ns_array(column) for column in (start, end, updated))
-        except (OverflowError, ValueError) as exc:  # pandas' OutOfBoundsDatetime is a ValueError
-            raise DataError(
-                f"QualiCharge sessions: a time outside 1677-2262, which the session columns "
-                f"(nanoseconds) cannot hold ({exc})"
+            updated_ns = to_ns_array([row[4] for row in rows])
+        except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
+            inside = [row[4] is None or _FIRST <= _aware(row[4]) <= _LAST for row in rows]
+            ids = [str(row[0]) for row in rows]
+            raise _updated_outside(ids, ~np.array(inside)) or DataError(
+                f"QualiCharge sessions: unreadable updated_at among {ids[0]} .. {ids[-1]}"
             ) from None
-        return SessionBatch(
+        last = (int(updated_ns[-1]), str(rows[-1][0]))
+        rejected: list[tuple[str, str]] = []
+        try:
+            start_ns, end_ns = (to_ns_array([row[at] for row in rows]) for at in (1, 2))
+        except (OverflowError, ValueError):
+            inside = [all(_FIRST <= _aware(row[at]) <= _LAST for at in (1, 2)) for row in rows]
+            rejected = [
+                _rejection(str(row[0])) for row, ok in zip(rows, inside, strict=True) if not ok
+            ]
+            rows = [row for row, ok in zip(rows, inside, strict=True) if ok]
+            if not rows:
+                return Page(SessionBatch.empty(self._source), rejected, count, last)
+            start_ns, end_ns, updated_ns = (
+                to_ns_array([row[at] for row in rows]) for at in (1, 2, 4)
+            )
+        sid, _, _, energy, _, pdc, power, station, unit, siren, entity = zip(*rows, strict=True)
+        batch = SessionBatch(
             source=self._source,
             session_id=[str(value) for value in sid],
             pdc=list(pdc),
@@ -278,9 +325,20 @@ class ResultPages:
             max_power_kw=np.array(power, np.float64),
             updated_ns=updated_ns,
         )
+        return Page(batch, rejected, count, last)
 
     def close(self) -> None:
         try:
             self._result.close()
         finally:
             self._conn.close()
+
+
+def _aware(moment: datetime) -> datetime:
+    """A database datetime as an aware one (SQLite's naive ones are UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# What an int64 of nanoseconds since the epoch can hold, as datetimes.
+_FIRST = datetime(1677, 9, 21, 0, 12, 43, 145_225, tzinfo=UTC)
+_LAST = datetime(2262, 4, 11, 23, 47, 16, 854_775, tzinfo=UTC)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import update
+from structlog.testing import capture_logs
 
 from collectors.qualicharge import PLUGIN
 from collectors.qualicharge.db import Watermark
@@ -52,6 +53,32 @@ async def test_first_poll_reads_judges_and_checkpoints(sqlite_db, harness: Harne
     mark = Watermark.from_json(await harness.checkpoints.get("watermark"))
     newest = max(sqlite_db.sessions.values(), key=lambda s: (s.updated_at, s.session_id))
     assert mark is not None and mark.id == newest.session_id
+    assert await collector.poll_sessions() == 0
+    await collector.close()
+
+
+async def test_a_session_no_nanosecond_can_date_is_dead_lettered_not_fatal(
+    sqlite_db, harness: Harness
+) -> None:
+    """One session dated in year 9999 (an operator's typo) is refused with its id and reason
+    in the dead-letter table, logged and counted; every other session is read and judged,
+    and the watermark moves past it."""
+    bad = sorted(sqlite_db.sessions)[0]
+    s = sqlite_db.tables.session
+    with sqlite_db.engine.begin() as conn:
+        conn.execute(
+            update(s).where(s.c.id == uuid.UUID(bad)).values(start=datetime(9999, 1, 1, tzinfo=UTC))
+        )
+    collector = harness.collector(config_for(sqlite_db, _url(sqlite_db)))
+    with capture_logs() as logs:
+        assert await collector.poll_sessions() == len(sqlite_db.sessions) - 1
+    ledger = await harness.ledger()
+    assert bad not in ledger and len(ledger) == len(sqlite_db.sessions) - 1
+    [(reason, what)] = await harness.outbox.dead_letters()
+    assert what == f"QualiCharge session {bad}" and "1677-2262" in reason
+    [event] = [entry for entry in logs if entry["event"] == "session_rejected"]
+    assert event["count"] == 1 and event["log_level"] == "error"
+    assert harness.counters["errors"] == 1
     assert await collector.poll_sessions() == 0
     await collector.close()
 

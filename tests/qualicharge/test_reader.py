@@ -46,8 +46,11 @@ def _reader(database: Database, **overrides) -> SessionReader:
 async def _pages(
     reader: SessionReader, after: Watermark | None = None
 ) -> list[tuple[SessionBatch, Watermark]]:
+    """(batch, watermark) of every page; no page may refuse a row."""
     async with contextlib.aclosing(reader.pages(after)) as stream:
-        return [page async for page in stream]
+        pages = [page async for page in stream]
+    assert [page.rejected for page in pages] == [[] for _ in pages]
+    return [(page.batch, page.mark) for page in pages]
 
 
 def _keyset(session: ChargingSession) -> tuple[datetime, uuid.UUID]:
@@ -115,9 +118,34 @@ async def test_times_round_trip_to_the_microsecond(database: Database) -> None:
     assert mark.to_json() == {"updated_at": last, "id": odd[-1].session_id}
 
 
-async def test_time_beyond_nanoseconds_is_a_data_error(database: Database) -> None:
-    """A session dated where nanoseconds since 1970 overflow an int64 is a DataError, never
-    a wrapped-around time."""
+async def test_a_start_beyond_nanoseconds_is_refused_alone(database: Database) -> None:
+    """A session dated where nanoseconds since 1970 overflow an int64 (after 2262, before
+    1677) is refused with its id and the reason, never a wrapped-around time; the rest of the
+    page is read and the watermark moves past it, so it does not stop the next polls."""
+    made, _, _ = database
+    late, early = sorted(made.sessions)[:2]
+    s = made.tables.session
+    with made.engine.begin() as conn:
+        for sid, moment in (
+            (late, datetime(2262, 4, 12, tzinfo=UTC)),
+            (early, datetime(1600, 1, 1, tzinfo=UTC)),
+        ):
+            conn.execute(update(s).where(s.c.id == uuid.UUID(sid)).values(start=moment))
+    async with contextlib.aclosing(_reader(database, page_size=128).pages(None)) as stream:
+        pages = [page async for page in stream]
+    rejected = [what for page in pages for what, _ in page.rejected]
+    assert sorted(rejected) == sorted(f"QualiCharge session {sid}" for sid in (late, early))
+    assert all("1677-2262" in why for page in pages for _, why in page.rejected)
+    read = _read([(page.batch, page.mark) for page in pages])
+    assert {x.session_id for x in read} == set(made.sessions) - {late, early}
+    last = max(made.sessions.values(), key=_keyset)
+    assert pages[-1].mark == Watermark(last.updated_at, last.session_id)  # type: ignore[arg-type]
+    assert [len(page.batch) + len(page.rejected) for page in pages] == [128] * 4 + [88]
+
+
+async def test_an_updated_at_beyond_nanoseconds_is_a_data_error(database: Database) -> None:
+    """`updated_at` is the watermark: one that nanoseconds cannot hold stops the poll with a
+    DataError naming the session, rather than a watermark that would skip or repeat rows."""
     made, _, _ = database
     sid = next(iter(made.sessions))
     s = made.tables.session
@@ -125,9 +153,9 @@ async def test_time_beyond_nanoseconds_is_a_data_error(database: Database) -> No
         conn.execute(
             update(s)
             .where(s.c.id == uuid.UUID(sid))
-            .values(start=datetime(2262, 4, 12, tzinfo=UTC))
+            .values(updated_at=datetime(1600, 1, 1, tzinfo=UTC))
         )
-    with pytest.raises(DataError, match="1677-2262"):
+    with pytest.raises(DataError, match=f"{sid}: updated_at outside 1677-2262"):
         await _pages(_reader(database))
 
 
@@ -149,7 +177,7 @@ async def test_watermark_of_a_page_ending_inside_one_updated_at(database: Databa
     size = first + 150  # the page ends on the 150th of the 200 rows stamped alike
     reader = _reader(database, page_size=size)
     async with contextlib.aclosing(reader.pages(None)) as stream:
-        batch, mark = await anext(stream)
+        batch, mark, _ = await anext(stream)
     assert len(batch) == size and mark.updated_at == stamp
     assert (
         batch.updated_ns[-1]
@@ -206,7 +234,7 @@ async def test_leaving_early_gives_the_connection_back(database: Database) -> No
     """Stopping after the first page closes the cursor and returns the connection."""
     reader = _reader(database, page_size=50)
     async with contextlib.aclosing(reader.pages(None)) as stream:
-        batch, _ = await anext(stream)
+        batch, _, _ = await anext(stream)
     assert len(batch) == 50 and reader.engine.pool.checkedout() == 0
     assert sum(len(b) for b, _ in await _pages(reader)) == 600
     await reader.close()

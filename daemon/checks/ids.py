@@ -15,7 +15,9 @@ from operator import eq
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["IdIndex", "hashes", "merge", "ranges"]
+from daemon.checks.sorted_arrays import SortedArrays
+
+__all__ = ["IdIndex", "hashes"]
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -26,54 +28,41 @@ def hashes(ids: Sequence[str]) -> Ints:
     return np.fromiter(map(hash, ids), np.int64, len(ids))
 
 
-def ranges(lows: Ints, lengths: Ints) -> Ints:
-    """The concatenation of `arange(low, low + length)` for each pair."""
-    total = int(lengths.sum())
-    if not total:
-        return np.empty(0, np.int64)
-    ends = np.cumsum(lengths)
-    return np.repeat(lows - (ends - lengths), lengths) + np.arange(total)
-
-
-def merge(arrays: Sequence[np.ndarray], where: Ints, values: Sequence[np.ndarray]) -> list:
-    """`np.insert(array, where, value)` for several arrays of one length at once (`where`
-    sorted); the positions they land at are computed once."""
-    count = len(where)
-    total = len(arrays[0]) + count
-    landed = where + np.arange(count)
-    old = np.ones(total, bool)
-    old[landed] = False
-    merged = []
-    for array, value in zip(arrays, values, strict=True):
-        out = np.empty(total, array.dtype)
-        out[landed] = value
-        out[old] = array
-        merged.append(out)
-    return merged
-
-
 class IdIndex:
     """Live session ids of one memory, by hash (rows of the memory's `sid` list)."""
 
     def __init__(self) -> None:
-        self.hashes = np.empty(0, np.int64)
-        self.rows = np.empty(0, np.int64)
+        self._table = SortedArrays(2)  # hashes, rows
 
     def __len__(self) -> int:
-        return len(self.hashes)
+        return len(self._table)
 
-    def _entries(self, keys: Ints) -> tuple[Ints, Ints]:
+    @property
+    def hashes(self) -> Ints:
+        """The hashes of the ids held, sorted."""
+        return self._table[0]
+
+    @property
+    def rows(self) -> Ints:
+        """The row of each hash's id."""
+        return self._table[1]
+
+    def _entries(self, keys: Ints, where: Ints | None = None) -> tuple[Ints, Ints]:
         """Per key, its first entry's position and the indexes of keys found at all."""
-        where = np.searchsorted(self.hashes, keys)
+        if where is None:
+            where = np.searchsorted(self.hashes, keys)
         count = len(self.hashes)
         if not count:
             return where, np.empty(0, np.int64)
         return where, np.flatnonzero(self.hashes[np.minimum(where, count - 1)] == keys)
 
-    def find(self, ids: Sequence[str], keys: Ints, sid: Sequence[str]) -> Ints:
-        """The row holding each of `ids` (with hashes `keys`), -1 for an id not held."""
+    def find(
+        self, ids: Sequence[str], keys: Ints, sid: Sequence[str], where: Ints | None = None
+    ) -> Ints:
+        """The row holding each of `ids` (with hashes `keys`), -1 for an id not held
+        (`where`: the keys' `searchsorted` positions, when known)."""
         found = np.full(len(ids), -1, np.int64)
-        where, hits = self._entries(keys)
+        where, hits = self._entries(keys, where)
         if not len(hits):
             return found
         rows = self.rows[where[hits]]
@@ -93,14 +82,29 @@ class IdIndex:
                 position += 1
         return found
 
+    def claim(self, ids: Sequence[str], keys: Ints, rows: Ints, sid: Sequence[str]) -> Ints:
+        """`find` for a page of distinct ids, then index the ids not held at their `rows`:
+        the page's hashes sorted once, searched once (in order, so the search walks the
+        index forwards) and merged in."""
+        by_key = np.argsort(keys)
+        keys = keys[by_key]
+        where = np.searchsorted(self.hashes, keys)
+        count = len(self.hashes)
+        found = np.full(len(keys), -1, np.int64)
+        hits = np.flatnonzero(self.hashes[np.minimum(where, count - 1)] == keys) if count else ()
+        if len(hits):
+            found[by_key] = self.find([ids[index] for index in by_key.tolist()], keys, sid, where)
+        new = found[by_key] < 0
+        self._table.insert(where[new], (keys[new], rows[by_key][new]))
+        return found
+
     def add(self, keys: Ints, rows: Ints) -> None:
         """Index new ids (not held yet) with hashes `keys` at `rows`."""
         if not len(keys):
             return
         by_key = np.argsort(keys)
         keys = keys[by_key]
-        where = np.searchsorted(self.hashes, keys)
-        self.hashes, self.rows = merge((self.hashes, self.rows), where, (keys, rows[by_key]))
+        self._table.insert(np.searchsorted(self.hashes, keys), (keys, rows[by_key]))
 
     def move(self, keys: Ints, old: Ints, new: Ints) -> None:
         """Point the entries of rows `old` (ids hashed to `keys`) at rows `new`."""
@@ -117,9 +121,9 @@ class IdIndex:
 
     def keep(self, alive: Bools) -> None:
         """Drop the entries of rows no longer alive."""
-        kept = alive[self.rows]
-        self.hashes, self.rows = self.hashes[kept], self.rows[kept]
+        self._table.keep(alive[self.rows])
 
     def renumber(self, numbers: Ints) -> None:
         """Rows renumbered (`numbers[old row]` is the new one)."""
-        self.rows = numbers[self.rows]
+        rows = self.rows
+        rows[:] = numbers[rows]

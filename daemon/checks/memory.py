@@ -22,15 +22,17 @@ starts at or after the charge point's `lo` is in memory (and nothing before it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
+from itertools import repeat
+from operator import itemgetter, ne
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from daemon.checks.ids import IdIndex, hashes, merge, ranges
+from daemon.checks.ids import IdIndex, hashes
 from daemon.checks.rules import DUPS, OVLP
+from daemon.checks.sorted_arrays import SortedArrays, ranges
 from daemon.records import NO_TIME, ChargingSession, SessionBatch, ns_to_dt
 
 __all__ = ["MIN_NS", "Memory", "Place"]
@@ -56,6 +58,13 @@ def _unique(values: Ints) -> Ints:
     if len(values) < 2:
         return values
     return values[np.concatenate([[True], values[1:] != values[:-1]])]
+
+
+def _pick(values: Sequence[str], rows: list[int]) -> list[str]:
+    """`values` at `rows`, as a list."""
+    if len(rows) > 1:
+        return list(itemgetter(*rows)(values))
+    return [values[row] for row in rows]
 
 
 def _first_rows(codes: Ints, count: int) -> Ints:
@@ -91,10 +100,22 @@ class Memory:
         self.pdc_lo = np.zeros(0, np.int64)  # per charge point number: memory's lower bound
         self.places: dict[Place, int] = {}
         self.place_list: list[Place] = []
+        # station, unit, SIREN and entity of each place; each charge point's last place
+        self._place_columns: tuple[list[str], ...] = ([], [], [], [])
+        self._pdc_place = np.empty(0, np.int64)
         self.lo = lo  # `lo` of a charge point not seen yet
-        self.order = np.empty(0, np.int64)  # rows in the seed's order
-        self.coarse = np.empty(0, np.int64)  # each position's charge point and start, coarsely
+        self._sorted = SortedArrays(2)  # order, coarse
         self.dead = 0
+
+    @property
+    def order(self) -> Ints:
+        """The rows in the seed's order (a view, valid until the order changes)."""
+        return self._sorted[0]
+
+    @property
+    def coarse(self) -> Ints:
+        """Each position's charge point and start, coarsely (see `_coarse`)."""
+        return self._sorted[1]
 
     # ----------------------------------------------------------------------------- columns
 
@@ -118,51 +139,89 @@ class Memory:
         return self.ids.find(ids, hashes(ids), self.sid) >= 0
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
-        """Numbers of charge points, new ones registered with the source's `lo` (one lookup
-        per distinct name)."""
-        codes, distinct = _factorize(names)
+        """Numbers of charge points, new ones registered with the source's `lo` (one dict
+        lookup per name, or per distinct name when some are new)."""
         pdcs = self.pdcs
+        known = np.fromiter(map(pdcs.get, names, repeat(-1)), np.int32, len(names))
+        if not len(known) or known.min() >= 0:
+            return known
+        codes, distinct = _factorize(names)
         numbers = [pdcs.get(name, -1) for name in distinct]
-        if -1 in numbers:
-            for index, name in enumerate(distinct):
-                if numbers[index] == -1:
-                    numbers[index] = pdcs[name] = len(pdcs)
-            grow = len(pdcs) - len(self.pdc_lo)
-            self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
+        for index, name in enumerate(distinct):
+            if numbers[index] == -1:
+                numbers[index] = pdcs[name] = len(pdcs)
+        grow = len(pdcs) - len(self.pdc_lo)
+        self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
         return np.asarray(numbers, np.int32)[codes]
 
     def place_numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
-        """Numbers of the rows' places (charge point with its station, unit, SIREN, entity),
-        each distinct place looked up once. A charge point's other columns are normally
-        the same on all its rows of a batch (one database join): checked column by column
-        against its first row, and factorised together only when they are not."""
+        """Numbers of the rows' places (charge point with its station, unit, SIREN, entity).
+        A charge point's place is normally the one it had last (one database join): each
+        row's other columns are compared with that place's, column by column as lists, and
+        only the rows that differ (or whose charge point is new) are looked up."""
         key = pdcs.astype(np.int64)
-        first = _first_rows(key, len(self.pdcs))
+        grow = len(self.pdcs) - len(self._pdc_place)
+        if grow > 0:
+            self._pdc_place = np.concatenate([self._pdc_place, np.full(grow, -1, np.int64)])
+        numbers = self._pdc_place[key]
         others = (batch.station, batch.operational_unit, batch.siren, batch.entity)
-        if len(key) > 1:
-            expected = itemgetter(*first[key].tolist())
-            for column in others:
-                if list(expected(column)) != column:  # a charge point with several places
-                    for values in others:
-                        codes, found = _factorize(values)
-                        key, _ = _factorize(key * len(found) + codes)
-                    first = _first_rows(key, int(key.max()) + 1)
-                    break
+        cached = np.flatnonzero(numbers >= 0)
+        differ = numbers < 0
+        if len(cached):
+            places = numbers[cached].tolist()
+            rows = None if len(cached) == len(key) else cached.tolist()
+            for values, column in zip(self._place_columns, others, strict=True):
+                expected = _pick(values, places)
+                got = column if rows is None else _pick(column, rows)
+                if expected != got:
+                    differ[cached] |= np.fromiter(map(ne, expected, got), bool, len(cached))
+        if differ.any():
+            rows = np.flatnonzero(differ)
+            numbers[rows] = self._look_up_places(batch, rows, key[rows])
+            self._pdc_place[key[rows]] = numbers[rows]
+        return numbers
+
+    def _look_up_places(self, batch: SessionBatch, rows: Ints, key: Ints) -> Ints:
+        """Place numbers of `rows` (charge point numbers `key`), new places registered; each
+        distinct place looked up once (a charge point's rows are checked against its first
+        one and factorised together only when they differ)."""
+        listed = rows.tolist()
+        columns = [
+            _pick(column, listed)
+            for column in (
+                batch.pdc,
+                batch.station,
+                batch.operational_unit,
+                batch.siren,
+                batch.entity,
+            )
+        ]
+        first = _first_rows(key, len(self.pdcs))
+        leaders = first[key].tolist()
+        for column in columns[1:]:
+            if _pick(column, leaders) != column:  # a charge point with several places
+                for values in columns[1:]:
+                    codes, found = _factorize(values)
+                    key, _ = _factorize(key * len(found) + codes)
+                first = _first_rows(key, int(key.max()) + 1)
+                break
         present = np.flatnonzero(first >= 0)
         places = self.places
         numbers = np.zeros(len(first), np.int64)
         for code, index in zip(present.tolist(), first[present].tolist(), strict=True):
-            place = (
-                batch.pdc[index],
-                batch.station[index],
-                batch.operational_unit[index],
-                batch.siren[index],
-                batch.entity[index],
+            place: Place = (
+                columns[0][index],
+                columns[1][index],
+                columns[2][index],
+                columns[3][index],
+                columns[4][index],
             )
             number = places.get(place)
             if number is None:
                 number = places[place] = len(self.place_list)
                 self.place_list.append(place)
+                for values, value in zip(self._place_columns, place[1:], strict=True):
+                    values.append(value)
             numbers[code] = number
         return numbers[key]
 
@@ -193,12 +252,9 @@ class Memory:
         columns["place"][rows] = self.place_numbers(batch, pdcs)
         columns["alive"][rows] = True
         numbers = np.arange(first, need, dtype=np.int64)
-        keys = hashes(batch.session_id)
-        held = self.ids.find(batch.session_id, keys, self.sid)
+        held = self.ids.claim(batch.session_id, hashes(batch.session_id), numbers, self.sid)
         self.sid.extend(batch.session_id)
         self.size = need
-        new = held < 0
-        self.ids.add(keys[new], numbers[new])
         return numbers, held
 
     def adopt(self, new: Ints, old: Ints) -> None:
@@ -305,8 +361,7 @@ class Memory:
                     (start[old] == start[new]) & (end[old] <= end[new])
                 )
                 where[near] += np.bincount(owner[before], minlength=len(near))
-        self.order, self.coarse = merge((self.order, self.coarse), where, (rows, coarse))
-        return where + np.arange(len(rows))
+        return self._sorted.insert(where, (rows, coarse))
 
     def positions(self, rows: Ints) -> Ints:
         """Current positions of `rows` in the sorted order."""
@@ -327,7 +382,7 @@ class Memory:
         where = np.sort(self.positions(rows))
         kept = np.ones(len(self.order), bool)
         kept[where] = False
-        self.order, self.coarse = self.order[kept], self.coarse[kept]
+        self._sorted.keep(kept)
         self.columns["alive"][rows] = False
         self.dead += len(rows)
         return where - np.arange(len(where))
@@ -443,7 +498,7 @@ class Memory:
             self.ids.keep(self.columns["alive"])
             self.dead += forgotten
             keep = ~drop
-            self.order, self.coarse = rows[keep], self.coarse[keep]
+            self._sorted.keep(keep)
         return forgotten
 
     def compact(self) -> None:
@@ -460,5 +515,6 @@ class Memory:
         self.sid = [self.sid[row] for row in live.tolist()]
         self.size = len(live)
         self.dead = 0
-        self.order = renumber[self.order]
+        order = self.order
+        order[:] = renumber[order]
         self.ids.renumber(renumber)

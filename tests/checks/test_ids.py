@@ -1,10 +1,11 @@
-"""The engine memory's session id index stays exact when ids share a hash."""
+"""The engine memory's session id index (exact when ids share a hash) and sorted arrays."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from daemon.checks.ids import IdIndex, merge, ranges
+from daemon.checks.ids import IdIndex
+from daemon.checks.sorted_arrays import SortedArrays, ranges
 
 
 def test_ids_sharing_a_hash_are_told_apart() -> None:
@@ -25,11 +26,20 @@ def test_ids_sharing_a_hash_are_told_apart() -> None:
     assert len(index) == 3
 
 
-def test_merge_and_ranges_match_numpy() -> None:
-    """`merge` inserts like `np.insert`; `ranges` concatenates aranges."""
-    array = np.asarray([1, 3, 5, 7])
-    where = np.asarray([0, 2, 2, 4])
-    values = np.asarray([0, 4, 4, 8])
-    (merged,) = merge((array,), where, (values,))
-    assert merged.tolist() == np.insert(array, where, values).tolist()
+def test_sorted_arrays_insert_and_keep_like_numpy() -> None:
+    """`SortedArrays.insert` inserts like `np.insert` (growing past its buffers), `keep`
+    filters, and `ranges` concatenates aranges."""
+    arrays = SortedArrays(2)
+    expected = np.empty(0, np.int64)
+    for first in range(0, 3000, 500):
+        values = np.arange(first, first + 500, dtype=np.int64)[::-1].copy() * 7 % 3001
+        values.sort()
+        where = np.searchsorted(arrays[0], values)
+        landed = arrays.insert(where, (values, -values))
+        expected = np.insert(expected, np.searchsorted(expected, values), values)
+        assert arrays[0].tolist() == expected.tolist()
+        assert arrays[1].tolist() == (-expected).tolist()
+        assert arrays[0][landed].tolist() == values.tolist()
+    arrays.keep(arrays[0] % 2 == 0)
+    assert arrays[0].tolist() == [value for value in expected.tolist() if value % 2 == 0]
     assert ranges(np.asarray([2, 10]), np.asarray([3, 0])).tolist() == [2, 3, 4]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-__all__ = ["Checkpoints", "StateDB"]
+__all__ = ["Checkpoints", "StateDB", "in_transaction"]
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ class StateDB:
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` inside BEGIN IMMEDIATE … COMMIT (rolled back if it raises)."""
-        return await self.run(lambda conn: _in_transaction(conn, fn))
+        return await self.run(lambda conn: in_transaction(conn, fn))
 
     def close(self) -> None:
         self._reader_executor.submit(self._reader.close).result()
@@ -94,7 +94,8 @@ class StateDB:
         self._executor.shutdown(wait=True)
 
 
-def _in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+def in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """`fn(conn)` inside BEGIN IMMEDIATE … COMMIT, rolled back if it raises."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn)

@@ -34,7 +34,6 @@ last time a month's row changed: a month changed after it was submitted needs re
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from itertools import repeat
@@ -53,6 +52,7 @@ from daemon.checks.store_reads import (
     month_totals,
     read_range,
     read_since,
+    stored_batch,
 )
 from daemon.records import NO_TIME, SessionBatch
 
@@ -203,14 +203,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("SAVEPOINT ledger_migration")
     try:
         cursor = conn.execute(
-            "SELECT source, session_id, pdc, station, operational_unit, siren, entity, "
-            "start_ns, end_ns, energy_kwh, energy_ukwh, max_power_kw, month, flags, "
-            "source_updated_ns, updated_at FROM session_ledger ORDER BY source, rowid"
+            # the `SessionBatch` columns (see `stored_batch`), then the rest
+            "SELECT session_id, pdc, station, operational_unit, siren, entity, start_ns, "
+            "end_ns, energy_kwh, max_power_kw, source_updated_ns, energy_ukwh, month, flags, "
+            "updated_at, source FROM session_ledger ORDER BY source, rowid"
         )
         while rows := cursor.fetchmany(50_000):
             by_source: dict[str, list[Any]] = {}
             for row in rows:
-                by_source.setdefault(row[0], []).append(row)
+                by_source.setdefault(row[-1], []).append(row)
             for source, part in by_source.items():
                 _migrate_rows(conn, source, part)
         conn.execute("DROP TABLE session_ledger")
@@ -223,40 +224,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> None:
-    (
-        _,
-        ids,
-        pdcs,
-        stations,
-        units,
-        sirens,
-        entities,
-        starts,
-        ends,
-        energies,
-        ukwh,
-        powers,
-        months,
-        flags,
-        updated,
-        written,
-    ) = (list(column) for column in zip(*rows, strict=True))
-    batch = SessionBatch(
-        source=source,
-        session_id=ids,
-        pdc=pdcs,
-        station=stations,
-        operational_unit=units,
-        siren=sirens,
-        entity=entities,
-        start_ns=np.asarray(starts, np.int64),
-        end_ns=np.asarray(ends, np.int64),
-        energy_kwh=np.asarray([math.nan if e is None else e for e in energies], np.float64),
-        max_power_kw=np.asarray([math.nan if p is None else p for p in powers], np.float64),
-        updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
-    )
+    stored = list(zip(*rows, strict=True))
+    batch = stored_batch(source, *stored[:11])
+    ukwh, months, flags, written = stored[11:15]
+    ids = batch.session_id
     pdc_ids, point_ids, _ = _charge_points(conn, batch)
-    month_numbers = [int(label[:4]) * 100 + int(label[5:7]) for label in months]
     conn.executemany(
         _INSERT,
         zip(
@@ -264,13 +236,13 @@ def _migrate_rows(conn: sqlite3.Connection, source: str, rows: list[Any]) -> Non
             columns.session_keys(source, ids).tolist(),
             pdc_ids.tolist(),
             point_ids.tolist(),
-            starts,
-            ends,
+            batch.start_ns.tolist(),
+            batch.end_ns.tolist(),
             batch.energy_kwh.tolist(),
             ukwh,
-            month_numbers,
+            [int(label[:4]) * 100 + int(label[5:7]) for label in months],
             flags,
-            updated,
+            stored[10],  # source_updated_ns, NULL kept
             written,
             ids,
             strict=True,

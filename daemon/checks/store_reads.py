@@ -28,6 +28,7 @@ __all__ = [
     "month_totals",
     "read_range",
     "read_since",
+    "stored_batch",
 ]
 
 Ints = npt.NDArray[np.int64]
@@ -42,41 +43,33 @@ JOIN ledger_point p ON p.id = s.point_id
 """
 
 
+def stored_batch(source: str, *columns: Sequence[Any]) -> SessionBatch:
+    """A batch from stored columns in `SessionBatch` order (session id, pdc, station, unit,
+    SIREN, entity, start, end, energy, power, updated): NULL energies and powers become NaN,
+    a NULL update time `NO_TIME`."""
+    ids, pdcs, stations, units, sirens, entities, starts, ends, energies, powers, updated = columns
+    return SessionBatch(
+        source=source,
+        session_id=list(ids),
+        pdc=list(pdcs),
+        station=list(stations),
+        operational_unit=list(units),
+        siren=list(sirens),
+        entity=list(entities),
+        start_ns=np.asarray(starts, np.int64),
+        end_ns=np.asarray(ends, np.int64),
+        energy_kwh=np.asarray(energies, np.float64),  # None → NaN
+        max_power_kw=np.asarray(powers, np.float64),
+        updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
+    )
+
+
 def _batch(source: str, rows: list[Any]) -> tuple[SessionBatch, Ints]:
     """The batch and flags of rows selected with `_READ`."""
     if not rows:
         return SessionBatch.empty(source), np.empty(0, np.int64)
-    (
-        ids,
-        pdcs,
-        stations,
-        units,
-        sirens,
-        entities,
-        starts,
-        ends,
-        energies,
-        powers,
-        updated,
-        flags,
-    ) = (list(column) for column in zip(*rows, strict=True))
-    return (
-        SessionBatch(
-            source=source,
-            session_id=ids,
-            pdc=pdcs,
-            station=stations,
-            operational_unit=units,
-            siren=sirens,
-            entity=entities,
-            start_ns=np.asarray(starts, np.int64),
-            end_ns=np.asarray(ends, np.int64),
-            energy_kwh=np.asarray(energies, np.float64),  # NULL (None) → NaN
-            max_power_kw=np.asarray(powers, np.float64),
-            updated_ns=np.asarray([NO_TIME if u is None else u for u in updated], np.int64),
-        ),
-        np.asarray(flags, np.int64),
-    )
+    *columns, flags = zip(*rows, strict=True)
+    return stored_batch(source, *columns), np.asarray(flags, np.int64)
 
 
 def latest_starts(conn: sqlite3.Connection) -> dict[str, int]:

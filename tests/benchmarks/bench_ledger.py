@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.checks import store  # noqa: E402
 from daemon.records import NO_TIME, SessionBatch  # noqa: E402
-from daemon.state import StateDB, _in_transaction  # noqa: E402
+from daemon.state import StateDB, in_transaction  # noqa: E402
 from tests.checks import row_ledger as ledger  # noqa: E402
 
 SOURCE = "qualicharge"
@@ -92,7 +92,7 @@ def _open(workdir: Path, name: str) -> StateDB:
 def _timed(db: StateDB, write: Callable[[sqlite3.Connection], None]) -> float:
     gc.collect()
     began = time.process_time()
-    db.run_sync(lambda conn: _in_transaction(conn, write))
+    db.run_sync(lambda conn: in_transaction(conn, write))
     return time.process_time() - began
 
 

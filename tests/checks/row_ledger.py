@@ -29,12 +29,12 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from daemon.checks.store import _MONTH_ADD, _MONTH_EMPTY
 from daemon.records import ChargingSession
 
 __all__ = [
@@ -42,12 +42,10 @@ __all__ = [
     "SELECT_COLUMNS",
     "UPSERT",
     "MonthLabeler",
-    "MonthTotal",
     "Record",
     "dt_to_ns",
     "ensure_schema",
     "ledger_row",
-    "month_totals",
     "ns_to_dt",
     "record_session",
     "row_record",
@@ -96,21 +94,8 @@ CREATE TABLE IF NOT EXISTS session_month (
 ) WITHOUT ROWID;
 """
 
-_MONTH_ADD = """
-INSERT INTO session_month (source, month, siren, operational_unit, station,
-                           energy_ukwh, sessions, excluded, excluded_ukwh, changed_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (source, month, siren, operational_unit, station) DO UPDATE SET
-    energy_ukwh = energy_ukwh + excluded.energy_ukwh,
-    sessions = sessions + excluded.sessions,
-    excluded = session_month.excluded + excluded.excluded,
-    excluded_ukwh = excluded_ukwh + excluded.excluded_ukwh,
-    changed_at = excluded.changed_at
-"""
-_MONTH_EMPTY = """
-DELETE FROM session_month WHERE source = ? AND month = ? AND siren = ?
-    AND operational_unit = ? AND station = ? AND sessions = 0 AND excluded = 0
-"""
+# `session_month` and the statements that move it are the daemon's, unchanged since.
+
 
 _COLUMNS = (
     "source, session_id, pdc, station, operational_unit, siren, entity, start_ns, end_ns, "
@@ -327,55 +312,3 @@ def write_records(
     )
     if emptied:
         conn.executemany(_MONTH_EMPTY, [(source, *key) for key in emptied])
-
-
-@dataclass(frozen=True, slots=True)
-class MonthTotal:
-    """Accepted and excluded energy of one station in one month (what CARBURE receives)."""
-
-    source: str
-    month: str
-    siren: str
-    operational_unit: str
-    station: str
-    energy_kwh: float
-    sessions: int
-    excluded: int
-    excluded_kwh: float
-    changed_at: datetime
-
-
-def month_totals(
-    conn: sqlite3.Connection,
-    month: str,
-    *,
-    sources: Iterable[str] | None = None,
-    siren: str | None = None,
-) -> list[MonthTotal]:
-    """Totals of `month` ("YYYY-MM", Europe/Paris) per source/SIREN/unit/station, sorted."""
-    query = (
-        "SELECT source, month, siren, operational_unit, station, energy_ukwh, sessions, "
-        "excluded, excluded_ukwh, changed_at FROM session_month WHERE month = ?"
-    )
-    params: list[object] = [month]
-    if siren is not None:
-        query += " AND siren = ?"
-        params.append(siren)
-    wanted = None if sources is None else set(sources)
-    rows = conn.execute(query + " ORDER BY siren, operational_unit, station, source", params)
-    return [
-        MonthTotal(
-            source=row[0],
-            month=row[1],
-            siren=row[2],
-            operational_unit=row[3],
-            station=row[4],
-            energy_kwh=row[5] / 1_000_000,
-            sessions=row[6],
-            excluded=row[7],
-            excluded_kwh=row[8] / 1_000_000,
-            changed_at=datetime.fromtimestamp(row[9], UTC),
-        )
-        for row in rows
-        if wanted is None or row[0] in wanted
-    ]

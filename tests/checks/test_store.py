@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from daemon.checks import columns, store
 from daemon.records import NO_TIME, ChargingSession, SessionBatch
+from daemon.state import in_transaction
 from tests.checks import row_ledger
 
 T = TypeVar("T")
@@ -34,15 +35,7 @@ def connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+tx = in_transaction
 
 
 @pytest.fixture
@@ -295,7 +288,8 @@ def test_a_new_connection_finds_the_stored_sessions(tmp_path: Path) -> None:
     first = connect(tmp_path / "state.db")
     store.ensure_schema(first)
     write(first, [session("a"), session("b", energy_kwh=1.0)])
-    first.execute("CREATE INDEX ledger_session_key ON ledger_session (key)")  # as the previous version kept it
+    # the index the previous version kept on disk
+    first.execute("CREATE INDEX ledger_session_key ON ledger_session (key)")
     first.close()
 
     again = connect(tmp_path / "state.db")

@@ -30,6 +30,20 @@ def committed_lines(path: Path) -> list[str]:
     return [line for (body,) in bodies for line in body.decode().split("\n")]
 
 
+class WriterHold:
+    """A commit callback that holds the state thread inside its transaction until released."""
+
+    def __init__(self) -> None:
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, conn: sqlite3.Connection) -> None:
+        self.inside.set()
+        self.release.wait(10)
+
+    async def entered(self) -> bool:
+        return await asyncio.to_thread(self.inside.wait, 10)
+
+
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[StateDB]:
     state = StateDB(tmp_path / "state.db")
@@ -47,18 +61,13 @@ async def outbox(db: StateDB) -> AsyncIterator[Outbox]:
 
 async def test_group_commit_resolves_futures_only_after_commit(db: StateDB, outbox: Outbox) -> None:
     """Submissions queued together commit in one transaction; none resolves before COMMIT."""
-    inside, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        inside.set()
-        release.wait(10)
-
+    hold = WriterHold()
     first = outbox.submit(lines(0, 3), hold)
     second = outbox.submit(lines(3, 2))
-    assert await asyncio.to_thread(inside.wait, 10)
+    assert await hold.entered()
     assert not first.done() and not second.done()
     assert committed_lines(db.path) == []
-    release.set()
+    hold.release.set()
     await asyncio.wait_for(asyncio.gather(first, second), 10)
     assert committed_lines(db.path) == lines(0, 5)
     with sqlite3.connect(db.path) as conn:
@@ -133,21 +142,16 @@ async def test_batches_are_read_while_a_long_commit_holds_the_writer(
     """The flusher's reads never queue behind a commit: a batch committed earlier is read
     (and only what is committed) while the writer thread is inside a long transaction."""
     await outbox.put(lines(0, 10))
-    inside, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        inside.set()
-        release.wait(10)
-
+    hold = WriterHold()
     held = outbox.submit(lines(10, 5), hold)
     try:
-        assert await asyncio.to_thread(inside.wait, 10)
+        assert await hold.entered()
         batch = await asyncio.wait_for(outbox.read_batch(100), 5)
         assert batch is not None and batch.lines == 10
         assert batch.body.decode().split("\n") == lines(0, 10)
         assert not held.done()
     finally:
-        release.set()
+        hold.release.set()
     await held
     after = await outbox.read_batch(100, after_id=batch.last_id)
     assert after is not None and after.body.decode().split("\n") == lines(10, 5)
@@ -288,14 +292,9 @@ async def test_the_flusher_writes_on_while_deletions_wait_behind_a_long_commit(
     sink = _RecordingSink()
     flusher = Flusher(outbox, sink, OutboxConfig(batch_size=10), counters)
     await outbox.put(lines(0, 100))
-    inside, release = threading.Event(), threading.Event()
-
-    def hold(conn: sqlite3.Connection) -> None:
-        inside.set()
-        release.wait(10)
-
+    hold = WriterHold()
     held = outbox.submit(lines(100, 10), hold)
-    assert await asyncio.to_thread(inside.wait, 10)
+    assert await hold.entered()
     flushing = asyncio.create_task(flusher.flush())
     try:
         for _ in range(500):  # until the 10 committed batches are written
@@ -305,7 +304,7 @@ async def test_the_flusher_writes_on_while_deletions_wait_behind_a_long_commit(
         assert len(sink.bodies) == 10
         assert not flushing.done() and outbox.depth == 100  # deletions wait for the writer
     finally:
-        release.set()
+        hold.release.set()
     assert await asyncio.wait_for(flushing, 10)
     await held
     assert await flusher.drain(10)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
-from zlib import crc32
 
 import numpy as np
 
@@ -93,7 +92,7 @@ def session_point_of(
             "session_id": session_id,
             "accepted": accepted,
         },
-        start_ns + zlib.crc32(session_id.encode()) % 1_000_000_000,  # session_offset_ns
+        start_ns + session_offset_ns(session_id),
     )
 
 
@@ -134,22 +133,6 @@ class SessionLines:
         return head
 
     @staticmethod
-    def line(
-        head: str,
-        session_id: str,
-        start_ns: int,
-        duration_s: float,
-        energy_kwh: float,
-        max_power_kw: float,
-        accepted: bool,
-    ) -> str | None:
-        """The line, or None when a value needs the `Point` path (and its errors)."""
-        lines, _ = SessionLines.accepted_lines(
-            [head], [session_id], [start_ns], [duration_s], [energy_kwh], [max_power_kw], accepted
-        )
-        return lines[0] if lines else None
-
-    @staticmethod
     def accepted_lines(
         heads: Sequence[str],
         session_ids: Sequence[str],
@@ -166,6 +149,7 @@ class SessionLines:
             & np.isfinite(np.asarray(max_powers_kw, np.float64))
         ).tolist()
         flag = "true" if accepted else "false"
+        offset = session_offset_ns
         lines: list[str] = []
         deferred: list[int] = []
         add = lines.append
@@ -173,7 +157,7 @@ class SessionLines:
             if not finite[index] or not sid.isascii():
                 deferred.append(index)
                 continue
-            time_ns = starts_ns[index] + crc32(sid.encode()) % 1_000_000_000
+            time_ns = starts_ns[index] + offset(sid)
             if not _TIME_MIN <= time_ns <= _TIME_MAX:
                 deferred.append(index)
                 continue

@@ -54,15 +54,23 @@ def test_lines_equal_the_encoder_or_defer(
     except PointError:
         assert expected is None  # a tag the encoder refuses: the Point path reports it
         return
-    line = lines.line(head, session_id, start_ns, duration, energy, power, accepted)
-    if line is not None:
-        assert line == expected
+    made, deferred = lines.accepted_lines(
+        [head], [session_id], [start_ns], [duration], [energy], [power], accepted
+    )
+    if deferred:
+        assert made == [] and deferred == [0]
+    else:
+        assert made == [expected]
     # None: the Point path writes it (or refuses it with the encoder's own error)
 
 
 def test_an_ordinary_session_takes_the_fast_path() -> None:
     lines = SessionLines()
     head = lines.head(("qualicharge", "FRABC", "FRABCP01", "FRABCE01", "123456782"))
-    line = lines.line(head, "9f1c-id", 1_700_000_000_000_000_000, 3600.0, 12.5, 22.0, True)
-    assert line is not None and line.startswith("charging_session,")
+    made, deferred = lines.accepted_lines(
+        [head], ["9f1c-id"], [1_700_000_000_000_000_000], [3600.0], [12.5], [22.0]
+    )
+    assert deferred == [] and len(made) == 1
+    line = made[0]
+    assert line.startswith("charging_session,")
     assert 'session_id="9f1c-id",accepted=true ' in line

@@ -7,6 +7,12 @@ futures once the commit is durable. The flusher reads committed chunks in id ord
 them to the sink and deletes what the server acknowledged (`ack`), or moves lines the server
 rejected to the dead-letter table with its reason.
 
+Chunk bodies are joined on the event loop, before the transaction, and the latest committed
+ones are kept in memory (`_Recent`, a few MB) until acknowledged: the flusher, which
+normally reads right behind the commits, takes them from there instead of reading back from
+SQLite what was just written. What is not there (a backlog beyond the budget, chunks left by
+an earlier run) is read from the database, in the same order.
+
 A size limit (`max_points`) bounds the disk: beyond it the oldest chunks are dropped, counted
 in `points_dropped` and logged.
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +33,9 @@ from daemon.state import StateDB
 __all__ = ["Batch", "OnCommit", "Outbox"]
 
 OnCommit = Callable[[sqlite3.Connection], None]
+
+# Bytes of committed chunk bodies kept in memory for the flusher (see `_Recent`).
+_RECENT_BYTES = 8 * 2**20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -63,6 +72,47 @@ class _Pending:
     future: asyncio.Future[None]
 
 
+class _Recent:
+    """Bodies of committed, not yet acknowledged chunks, by id (in commit order), within a
+    byte budget. Every chunk in the table with an id above `disk_until` is here; one that
+    did not fit the budget moves `disk_until` up to its id, so older ids are read from disk."""
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._size = 0
+        self._chunks: dict[int, tuple[int, bytes]] = {}
+        self.disk_until = 0
+
+    def add(self, chunk_id: int, lines: int, body: bytes) -> None:
+        if self._size + len(body) > self._budget:
+            self.disk_until = chunk_id
+            return
+        self._chunks[chunk_id] = (lines, body)
+        self._size += len(body)
+
+    def discard(self, ids: Iterable[int]) -> None:
+        for chunk_id in ids:
+            chunk = self._chunks.pop(chunk_id, None)
+            if chunk is not None:
+                self._size -= len(chunk[1])
+
+    def discard_through(self, last_id: int) -> None:
+        self.discard([chunk_id for chunk_id in self._chunks if chunk_id <= last_id])
+
+    def batch(self, max_lines: int, after_id: int) -> Batch | None:
+        """What `read_batch` reads from the table, when `after_id >= disk_until`."""
+        ids, bodies, total = [], [], 0
+        for chunk_id, (count, body) in self._chunks.items():
+            if chunk_id <= after_id:  # being written, or waiting for its deletion
+                continue
+            if ids and total + count > max_lines:
+                break
+            ids.append(chunk_id)
+            bodies.append(body)
+            total += count
+        return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
+
+
 class Outbox:
     """Group-committing SQLite outbox with a size limit and a dead-letter table."""
 
@@ -73,6 +123,7 @@ class Outbox:
         *,
         chunk_lines: int = 5000,
         max_points: int = 50_000_000,
+        recent_bytes: int = _RECENT_BYTES,
     ) -> None:
         self._db = db
         self._counters = counters
@@ -86,13 +137,16 @@ class Outbox:
         self.committed = asyncio.Event()
         self.depth = 0
         self._fill = 0  # lines in the last, incomplete run of chunk_lines (see _tiles)
+        self._recent = _Recent(recent_bytes)
 
     async def start(self) -> None:
-        def init(conn: sqlite3.Connection) -> int:
+        def init(conn: sqlite3.Connection) -> tuple[int, int]:
             conn.executescript(_SCHEMA)
-            return conn.execute("SELECT COALESCE(SUM(n), 0) FROM outbox").fetchone()[0]
+            return conn.execute(
+                "SELECT COALESCE(SUM(n), 0), COALESCE(MAX(id), 0) FROM outbox"
+            ).fetchone()
 
-        self.depth = await self._db.run(init)
+        self.depth, self._recent.disk_until = await self._db.run(init)
         self._fill = self.depth % self._chunk_lines
         self._counters.set("outbox_depth", self.depth)
         self._committer = asyncio.create_task(self._commit_loop(), name="outbox-committer")
@@ -134,9 +188,13 @@ class Outbox:
         lines = [line for item in pending for line in item.lines]
         callbacks = [item.on_commit for item in pending if item.on_commit is not None]
         fill = self._fill
+        chunks = [
+            (len(chunk), "\n".join(chunk).encode())
+            for chunk in _tiles(lines, self._chunk_lines, fill)
+        ]
         try:
-            dropped = await self._db.transaction(
-                lambda conn: self._write(conn, lines, callbacks, fill)
+            ids, dropped, dropped_through = await self._db.transaction(
+                lambda conn: self._write(conn, chunks, len(lines), callbacks)
             )
         except Exception as exc:
             if len(pending) > 1:  # one producer's failing callback must not fail the others
@@ -149,6 +207,10 @@ class Outbox:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
+        for chunk_id, (count, body) in zip(ids, chunks, strict=True):
+            self._recent.add(chunk_id, count, body)
+        if dropped_through is not None:
+            self._recent.discard_through(dropped_through)
         self.depth += len(lines) - dropped
         self._fill = (fill + len(lines)) % self._chunk_lines
         self._counters.set("outbox_depth", self.depth)
@@ -163,22 +225,24 @@ class Outbox:
         self.committed.set()
 
     def _write(
-        self, conn: sqlite3.Connection, lines: list[str], callbacks: list[OnCommit], fill: int
-    ) -> int:
-        conn.executemany(
-            "INSERT INTO outbox (n, body) VALUES (?, ?)",
-            (
-                (len(chunk), "\n".join(chunk).encode())
-                for chunk in _tiles(lines, self._chunk_lines, fill)
-            ),
-        )
+        self,
+        conn: sqlite3.Connection,
+        chunks: list[tuple[int, bytes]],
+        lines: int,
+        callbacks: list[OnCommit],
+    ) -> tuple[list[int], int, int | None]:
+        """Insert the chunks and run the callbacks: the chunks' ids, the lines dropped to
+        stay within `max_points` and the last id dropped."""
+        insert = "INSERT INTO outbox (n, body) VALUES (?, ?)"
+        ids = [conn.execute(insert, chunk).lastrowid or 0 for chunk in chunks]
         for callback in callbacks:
             callback(conn)
-        excess = self.depth + len(lines) - self._max_points
-        return self._drop_oldest(conn, excess) if excess > 0 else 0
+        excess = self.depth + lines - self._max_points
+        dropped, dropped_through = self._drop_oldest(conn, excess) if excess > 0 else (0, None)
+        return ids, dropped, dropped_through
 
     @staticmethod
-    def _drop_oldest(conn: sqlite3.Connection, excess: int) -> int:
+    def _drop_oldest(conn: sqlite3.Connection, excess: int) -> tuple[int, int | None]:
         dropped, last_id = 0, None
         for row_id, count in conn.execute("SELECT id, n FROM outbox ORDER BY id"):
             if dropped >= excess:
@@ -187,11 +251,14 @@ class Outbox:
             last_id = row_id
         if last_id is not None:
             conn.execute("DELETE FROM outbox WHERE id <= ?", (last_id,))
-        return dropped
+        return dropped, last_id
 
     async def read_batch(self, max_lines: int, after_id: int = 0) -> Batch | None:
         """The oldest committed chunks after `after_id`, up to `max_lines` lines (at least one
-        chunk), or None when the outbox holds nothing more."""
+        chunk), or None when the outbox holds nothing more: from the recent chunks in memory
+        when every chunk after `after_id` is there, else from the database."""
+        if after_id >= self._recent.disk_until:
+            return self._recent.batch(max_lines, after_id)
 
         def read(conn: sqlite3.Connection) -> Batch | None:
             ids, bodies, total = [], [], 0
@@ -215,15 +282,15 @@ class Outbox:
 
         def delete(conn: sqlite3.Connection) -> int:
             placeholders = ",".join("?" * len(ids))
-            gone = conn.execute(
-                f"SELECT COALESCE(SUM(n), 0) FROM outbox WHERE id IN ({placeholders})",  # noqa: S608
+            rows = conn.execute(
+                f"DELETE FROM outbox WHERE id IN ({placeholders}) RETURNING n",  # noqa: S608
                 ids,
-            ).fetchone()[0]
-            conn.execute(f"DELETE FROM outbox WHERE id IN ({placeholders})", ids)  # noqa: S608
+            ).fetchall()
             self._insert_dead(conn, dead)
-            return gone
+            return sum(count for (count,) in rows)
 
         gone = await self._db.transaction(delete)
+        self._recent.discard(ids)
         self.depth -= gone
         self._counters.set("outbox_depth", self.depth)
 

@@ -265,3 +265,31 @@ async def test_commits_of_odd_sizes_still_read_back_as_full_batches(tmp_path: Pa
     finally:
         await outbox.close()
         db.close()
+
+
+async def test_chunks_beyond_the_memory_budget_are_read_from_the_database_in_order(
+    tmp_path: Path,
+) -> None:
+    """With room in memory for only a few chunk bodies, batches still come in commit order,
+    each line once, whether from memory or the database; dropped and acknowledged chunks are
+    gone from both."""
+    db = StateDB(tmp_path / "state.db")
+    outbox = Outbox(db, Counters("outbox"), chunk_lines=10, max_points=150, recent_bytes=400)
+    await outbox.start()
+    sent = [f"m n={n}i {n}" for n in range(200)]
+    try:
+        for start in range(0, 200, 7):
+            await outbox.put(sent[start : start + 7])  # the oldest 50 lines are dropped
+        got, after = [], 0
+        while (batch := await outbox.read_batch(20, after_id=after)) is not None:
+            got += batch.body.decode().split("\n")
+            after = batch.last_id
+            if len(got) <= 60:  # acknowledge the first batches, keep the others
+                await outbox.ack(batch.ids)
+        assert got == sent[50:]
+        left = await outbox.read_batch(1000)
+        assert left is not None and left.body.decode().split("\n") == sent[110:]
+        assert outbox.depth == 90
+    finally:
+        await outbox.close()
+        db.close()

@@ -22,15 +22,12 @@ starts at or after the charge point's `lo` is in memory (and nothing before it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import repeat
-from operator import itemgetter, ne
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from daemon.checks.ids import IdIndex, hashes
+from daemon.checks.places import Place, Places, pick
 from daemon.checks.rules import DUPS, OVLP
 from daemon.checks.sorted_arrays import SortedArrays, ranges
 from daemon.records import NO_TIME, ChargingSession, SessionBatch, ns_to_dt
@@ -41,15 +38,6 @@ MIN_NS = np.iinfo(np.int64).min
 
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
-Place = tuple[str, str, str, str, str]  # pdc, station, operational unit, siren, entity
-
-
-def _factorize(values: Sequence[object] | np.ndarray) -> tuple[Ints, Sequence[Any]]:
-    """Codes (0.. in order of first appearance) and the distinct values."""
-    codes, distinct = pd.factorize(
-        np.asarray(values) if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
-    )
-    return codes.astype(np.int64, copy=False), distinct
 
 
 def _unique(values: Ints) -> Ints:
@@ -58,20 +46,6 @@ def _unique(values: Ints) -> Ints:
     if len(values) < 2:
         return values
     return values[np.concatenate([[True], values[1:] != values[:-1]])]
-
-
-def _pick(values: Sequence[str], rows: list[int]) -> list[str]:
-    """`values` at `rows`, as a list."""
-    if len(rows) > 1:
-        return list(itemgetter(*rows)(values))
-    return [values[row] for row in rows]
-
-
-def _first_rows(codes: Ints, count: int) -> Ints:
-    """Per code 0..count-1, the first row holding it (-1 for none)."""
-    first = np.full(count, -1, np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    return first
 
 
 class Memory:
@@ -96,13 +70,9 @@ class Memory:
         }
         self.sid: list[str] = []
         self.ids = IdIndex()  # session id → its live row
-        self.pdcs: dict[str, int] = {}  # charge point → number
         self.pdc_lo = np.zeros(0, np.int64)  # per charge point number: memory's lower bound
-        self.places: dict[Place, int] = {}
-        self.place_list: list[Place] = []
-        # station, unit, SIREN and entity of each place; each charge point's last place
-        self._place_columns: tuple[list[str], ...] = ([], [], [], [])
-        self._pdc_place = np.empty(0, np.int64)
+        self.place_list = Places()  # charge points and places, numbered
+        self.pdcs = self.place_list.pdcs  # charge point → number
         self.lo = lo  # `lo` of a charge point not seen yet
         self._sorted = SortedArrays(2)  # order, coarse
         self.dead = 0
@@ -139,91 +109,12 @@ class Memory:
         return self.ids.find(ids, hashes(ids), self.sid) >= 0
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
-        """Numbers of charge points, new ones registered with the source's `lo` (one dict
-        lookup per name, or per distinct name when some are new)."""
-        pdcs = self.pdcs
-        known = np.fromiter(map(pdcs.get, names, repeat(-1)), np.int32, len(names))
-        if not len(known) or known.min() >= 0:
-            return known
-        codes, distinct = _factorize(names)
-        numbers = [pdcs.get(name, -1) for name in distinct]
-        for index, name in enumerate(distinct):
-            if numbers[index] == -1:
-                numbers[index] = pdcs[name] = len(pdcs)
-        grow = len(pdcs) - len(self.pdc_lo)
-        self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
-        return np.asarray(numbers, np.int32)[codes]
-
-    def place_numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
-        """Numbers of the rows' places (charge point with its station, unit, SIREN, entity).
-        A charge point's place is normally the one it had last (one database join): each
-        row's other columns are compared with that place's, column by column as lists, and
-        only the rows that differ (or whose charge point is new) are looked up."""
-        key = pdcs.astype(np.int64)
-        grow = len(self.pdcs) - len(self._pdc_place)
+        """Numbers of charge points, new ones registered with the source's `lo`."""
+        numbers = self.place_list.pdc_numbers(names)
+        grow = len(self.pdcs) - len(self.pdc_lo)
         if grow > 0:
-            self._pdc_place = np.concatenate([self._pdc_place, np.full(grow, -1, np.int64)])
-        numbers = self._pdc_place[key]
-        others = (batch.station, batch.operational_unit, batch.siren, batch.entity)
-        cached = np.flatnonzero(numbers >= 0)
-        differ = numbers < 0
-        if len(cached):
-            places = numbers[cached].tolist()
-            rows = None if len(cached) == len(key) else cached.tolist()
-            for values, column in zip(self._place_columns, others, strict=True):
-                expected = _pick(values, places)
-                got = column if rows is None else _pick(column, rows)
-                if expected != got:
-                    differ[cached] |= np.fromiter(map(ne, expected, got), bool, len(cached))
-        if differ.any():
-            rows = np.flatnonzero(differ)
-            numbers[rows] = self._look_up_places(batch, rows, key[rows])
-            self._pdc_place[key[rows]] = numbers[rows]
+            self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
         return numbers
-
-    def _look_up_places(self, batch: SessionBatch, rows: Ints, key: Ints) -> Ints:
-        """Place numbers of `rows` (charge point numbers `key`), new places registered; each
-        distinct place looked up once (a charge point's rows are checked against its first
-        one and factorised together only when they differ)."""
-        listed = rows.tolist()
-        columns = [
-            _pick(column, listed)
-            for column in (
-                batch.pdc,
-                batch.station,
-                batch.operational_unit,
-                batch.siren,
-                batch.entity,
-            )
-        ]
-        first = _first_rows(key, len(self.pdcs))
-        leaders = first[key].tolist()
-        for column in columns[1:]:
-            if _pick(column, leaders) != column:  # a charge point with several places
-                for values in columns[1:]:
-                    codes, found = _factorize(values)
-                    key, _ = _factorize(key * len(found) + codes)
-                first = _first_rows(key, int(key.max()) + 1)
-                break
-        present = np.flatnonzero(first >= 0)
-        places = self.places
-        numbers = np.zeros(len(first), np.int64)
-        for code, index in zip(present.tolist(), first[present].tolist(), strict=True):
-            place: Place = (
-                columns[0][index],
-                columns[1][index],
-                columns[2][index],
-                columns[3][index],
-                columns[4][index],
-            )
-            number = places.get(place)
-            if number is None:
-                number = places[place] = len(self.place_list)
-                self.place_list.append(place)
-                for values, value in zip(self._place_columns, place[1:], strict=True):
-                    values.append(value)
-            numbers[code] = number
-        return numbers[key]
 
     def append(
         self, batch: SessionBatch, flags: Ints, pdcs: npt.NDArray[np.int32]
@@ -249,7 +140,7 @@ class Memory:
         columns["power"][rows] = batch.max_power_kw
         columns["flags"][rows] = flags
         columns["pdc"][rows] = pdcs
-        columns["place"][rows] = self.place_numbers(batch, pdcs)
+        columns["place"][rows] = self.place_list.numbers(batch, pdcs)
         columns["alive"][rows] = True
         numbers = np.arange(first, need, dtype=np.int64)
         held = self.ids.claim(batch.session_id, hashes(batch.session_id), numbers, self.sid)
@@ -271,15 +162,18 @@ class Memory:
         """The sessions of `rows` as a batch."""
         picks = np.asarray(rows, np.int64)
         listed = picks.tolist()
-        places = [self.place_list[number] for number in self.columns["place"][picks].tolist()]
+        places = self.columns["place"][picks].tolist()
+        pdc, station, unit, siren, entity = (
+            pick(column, places) for column in self.place_list.columns
+        )
         return SessionBatch(
             source=source,
-            session_id=[self.sid[row] for row in listed],
-            pdc=[place[0] for place in places],
-            station=[place[1] for place in places],
-            operational_unit=[place[2] for place in places],
-            siren=[place[3] for place in places],
-            entity=[place[4] for place in places],
+            session_id=pick(self.sid, listed),
+            pdc=pdc,
+            station=station,
+            operational_unit=unit,
+            siren=siren,
+            entity=entity,
             start_ns=self.columns["start"][picks],
             end_ns=self.columns["end"][picks],
             energy_kwh=self.columns["energy"][picks],

@@ -189,7 +189,6 @@ class SessionEngine:
                 memory.drop_new(rows[stale])
                 rows, held, seen = rows[~stale], held[~stale], seen[~stale]
             replaced = held[seen]
-            memory.adopt(rows[seen], replaced)
             verdicts.corrected = dict(zip(rows[seen].tolist(), replaced.tolist(), strict=True))
             if len(replaced):
                 after = memory.unplace(replaced)

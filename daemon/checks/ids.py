@@ -1,10 +1,11 @@
 """Session id → row lookup for the exclusion engine's memory, a page at a time.
 
-The index is two arrays sorted by the ids' hashes (Python's own `hash` of each string,
-cached by the string): the hash of every live session and its row. A page is looked up with
-one `searchsorted` and its new ids added with one merge, instead of one dict operation per
-session. A hash match is only a candidate: the id itself is compared, so colliding hashes
-(several entries with one hash) stay exact.
+The index is one sorted array: the hash (Python's own `hash` of the string, cached by the
+string) of every live session's id; the memory keeps each row's hash in a column. A page is
+looked up with one `searchsorted` and its new ids merged in at once, instead of one dict
+operation per session. A hash found is only a candidate: the rows holding it are read from
+the column and their ids compared, so ids sharing a hash stay exact. Nearly every session of
+a page is new, so that search through the column is rare (corrections and replays).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ def hashes(ids: Sequence[str]) -> Ints:
 
 
 class IdIndex:
-    """Live session ids of one memory, by hash (rows of the memory's `sid` list)."""
+    """The hashes of the live session ids of one memory, sorted (a multiset)."""
 
     def __init__(self) -> None:
-        self._table = SortedArrays(2)  # hashes, rows
+        self._table = SortedArrays(1)
 
     def __len__(self) -> int:
         return len(self._table)
@@ -42,88 +43,63 @@ class IdIndex:
         """The hashes of the ids held, sorted."""
         return self._table[0]
 
-    @property
-    def rows(self) -> Ints:
-        """The row of each hash's id."""
-        return self._table[1]
-
-    def _entries(self, keys: Ints, where: Ints | None = None) -> tuple[Ints, Ints]:
-        """Per key, its first entry's position and the indexes of keys found at all."""
-        if where is None:
-            where = np.searchsorted(self.hashes, keys)
-        count = len(self.hashes)
-        if not count:
-            return where, np.empty(0, np.int64)
-        return where, np.flatnonzero(self.hashes[np.minimum(where, count - 1)] == keys)
-
     def find(
-        self, ids: Sequence[str], keys: Ints, sid: Sequence[str], where: Ints | None = None
+        self, ids: Sequence[str], keys: Ints, sid: Sequence[str], column: Ints, alive: Bools
     ) -> Ints:
-        """The row holding each of `ids` (with hashes `keys`), -1 for an id not held
-        (`where`: the keys' `searchsorted` positions, when known)."""
+        """The live row holding each of `ids` (hashed to `keys`), -1 for an id not held;
+        `column` and `alive` give each row's hash and whether it is live."""
         found = np.full(len(ids), -1, np.int64)
-        where, hits = self._entries(keys, where)
+        held = self.hashes
+        if not len(held):
+            return found
+        where = np.searchsorted(held, keys)
+        hits = np.flatnonzero(held[np.minimum(where, len(held) - 1)] == keys)
         if not len(hits):
             return found
-        rows = self.rows[where[hits]]
+        rows = np.flatnonzero(np.isin(column, keys[hits]) & alive)
+        rows = rows[np.argsort(column[rows], kind="stable")]
+        row_keys = column[rows]
+        at = np.minimum(np.searchsorted(row_keys, keys[hits]), len(rows) - 1)
+        first = rows[at]
         same = np.fromiter(
-            map(eq, map(sid.__getitem__, rows.tolist()), map(ids.__getitem__, hits.tolist())),
+            map(eq, map(sid.__getitem__, first.tolist()), map(ids.__getitem__, hits.tolist())),
             bool,
             len(hits),
         )
-        found[hits[same]] = rows[same]
-        for index in hits[~same].tolist():  # the first entry of that hash is another id
-            position = int(where[index]) + 1
-            while position < len(self.hashes) and self.hashes[position] == keys[index]:
-                row = int(self.rows[position])
-                if sid[row] == ids[index]:
+        found[hits[same]] = first[same]
+        for index, position in zip(hits[~same].tolist(), at[~same].tolist(), strict=True):
+            while position < len(rows) and row_keys[position] == keys[index]:
+                row = int(rows[position])
+                if sid[row] == ids[index]:  # another id of the same hash came first
                     found[index] = row
                     break
                 position += 1
         return found
 
-    def claim(self, ids: Sequence[str], keys: Ints, rows: Ints, sid: Sequence[str]) -> Ints:
-        """`find` for a page of distinct ids, then index the ids not held at their `rows`:
-        the page's hashes sorted once, searched once (in order, so the search walks the
-        index forwards) and merged in."""
-        by_key = np.argsort(keys)
-        keys = keys[by_key]
-        where = np.searchsorted(self.hashes, keys)
-        count = len(self.hashes)
-        found = np.full(len(keys), -1, np.int64)
-        hits = np.flatnonzero(self.hashes[np.minimum(where, count - 1)] == keys) if count else ()
-        if len(hits):
-            found[by_key] = self.find([ids[index] for index in by_key.tolist()], keys, sid, where)
-        new = found[by_key] < 0
-        self._table.insert(where[new], (keys[new], rows[by_key][new]))
+    def claim(
+        self,
+        ids: Sequence[str],
+        keys: Ints,
+        sid: Sequence[str],
+        column: Ints,
+        alive: Bools,
+    ) -> Ints:
+        """`find` for a page of distinct ids, then index those not held: the page's hashes
+        sorted once and searched once (in order, so the search walks the index forwards)."""
+        ordered = np.sort(keys)
+        held = self.hashes
+        where = np.searchsorted(held, ordered)
+        if len(held) and (held[np.minimum(where, len(held) - 1)] == ordered).any():
+            found = self.find(ids, keys, sid, column, alive)
+            ordered = np.sort(keys[found < 0])
+            where = np.searchsorted(held, ordered)
+        else:
+            found = np.full(len(ids), -1, np.int64)
+        self._table.insert(where, (ordered,))
         return found
 
-    def add(self, keys: Ints, rows: Ints) -> None:
-        """Index new ids (not held yet) with hashes `keys` at `rows`."""
-        if not len(keys):
-            return
-        by_key = np.argsort(keys)
-        keys = keys[by_key]
-        self._table.insert(np.searchsorted(self.hashes, keys), (keys, rows[by_key]))
-
-    def move(self, keys: Ints, old: Ints, new: Ints) -> None:
-        """Point the entries of rows `old` (ids hashed to `keys`) at rows `new`."""
-        if not len(keys):
-            return
-        where = np.searchsorted(self.hashes, keys)
-        at = self.rows[np.minimum(where, len(self.rows) - 1)] == old
-        self.rows[where[at]] = new[at]
-        for index in np.flatnonzero(~at).tolist():  # behind another id of the same hash
-            position = int(where[index])
-            while self.rows[position] != old[index]:
-                position += 1
-            self.rows[position] = new[index]
-
-    def keep(self, alive: Bools) -> None:
-        """Drop the entries of rows no longer alive."""
-        self._table.keep(alive[self.rows])
-
-    def renumber(self, numbers: Ints) -> None:
-        """Rows renumbered (`numbers[old row]` is the new one)."""
-        rows = self.rows
-        rows[:] = numbers[rows]
+    def rebuild(self, column: Ints) -> None:
+        """Index exactly the hashes of `column` (those of the live rows)."""
+        self._table = SortedArrays(1)
+        keys = np.sort(column)
+        self._table.insert(np.zeros(len(keys), np.int64), (keys,))

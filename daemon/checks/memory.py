@@ -61,6 +61,7 @@ class Memory:
         ("pdc", np.int32),
         ("place", np.int32),
         ("alive", np.bool_),
+        ("hash", np.int64),  # of the session id
     )
 
     def __init__(self, lo: int = MIN_NS) -> None:
@@ -98,7 +99,7 @@ class Memory:
 
     def live_flags(self) -> dict[str, int]:
         """Rule bits of every session held, by session id."""
-        rows = np.sort(self.ids.rows).tolist()
+        rows = np.flatnonzero(self.col("alive")).tolist()
         sid = self.sid
         return dict(
             zip(map(sid.__getitem__, rows), self.columns["flags"][rows].tolist(), strict=True)
@@ -106,7 +107,7 @@ class Memory:
 
     def known(self, ids: Sequence[str]) -> Bools:
         """Whether each of `ids` is held."""
-        return self.ids.find(ids, hashes(ids), self.sid) >= 0
+        return self.ids.find(ids, hashes(ids), self.sid, self.col("hash"), self.col("alive")) >= 0
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
         """Numbers of charge points, new ones registered with the source's `lo`."""
@@ -121,12 +122,15 @@ class Memory:
     ) -> tuple[Ints, Ints]:
         """Add `batch` (distinct session ids) as new rows, not yet in the sorted order.
         Returns their row numbers and, per row, the live row of the same session held
-        before (-1 for a new session); `ids` is left pointing at those earlier rows."""
+        before (-1 for a new session), which `ids` finds until it is unplaced (dead)."""
         count = len(batch)
         first = self.size
         need = first + count
         if need > len(self.columns["start"]):
-            capacity = max(need, len(self.columns["start"]) * 2)
+            # Growing fourfold: fewer generations to copy (each copy touches fresh pages,
+            # and page faults are a large part of filling memory); pages never written
+            # cost nothing.
+            capacity = max(need, len(self.columns["start"]) * 4)
             for name, column in self.columns.items():
                 grown = np.zeros(capacity, column.dtype)
                 grown[:first] = column[:first]
@@ -143,15 +147,18 @@ class Memory:
         columns["place"][rows] = self.place_list.numbers(batch, pdcs)
         columns["alive"][rows] = True
         numbers = np.arange(first, need, dtype=np.int64)
-        held = self.ids.claim(batch.session_id, hashes(batch.session_id), numbers, self.sid)
+        keys = hashes(batch.session_id)
+        held = self.ids.claim(
+            batch.session_id,
+            keys,
+            self.sid,
+            columns["hash"][:first],
+            columns["alive"][:first],
+        )
+        columns["hash"][rows] = keys
         self.sid.extend(batch.session_id)
         self.size = need
         return numbers, held
-
-    def adopt(self, new: Ints, old: Ints) -> None:
-        """Rows `new` (appended) replace the earlier versions `old` of the same sessions as
-        the rows their ids lead to."""
-        self.ids.move(hashes([self.sid[row] for row in new.tolist()]), old, new)
 
     def drop_new(self, rows: Ints) -> None:
         """Mark rows just appended (and never placed) dead."""
@@ -234,7 +241,7 @@ class Memory:
         """Put `rows` in the sorted order; returns their positions in it."""
         start, end = self.columns["start"], self.columns["end"]
         coarse = self._coarse(rows)
-        by = np.argsort(coarse, kind="stable")
+        by = np.argsort(coarse)  # ties (rare) are ordered exactly below
         coarse = coarse[by]
         ties = np.flatnonzero(coarse[1:] == coarse[:-1])
         if len(ties):  # same charge point, starts within a second: by exact start and end
@@ -389,7 +396,7 @@ class Memory:
         if forgotten:
             gone = rows[drop]
             self.columns["alive"][gone] = False
-            self.ids.keep(self.columns["alive"])
+            self.ids.rebuild(self.col("hash")[self.col("alive")])
             self.dead += forgotten
             keep = ~drop
             self._sorted.keep(keep)
@@ -411,4 +418,3 @@ class Memory:
         self.dead = 0
         order = self.order
         order[:] = renumber[order]
-        self.ids.renumber(renumber)

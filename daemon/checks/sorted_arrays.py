@@ -30,7 +30,7 @@ def ranges(lows: Ints, lengths: Ints) -> Ints:
 
 
 def _grown(buffer: np.ndarray, need: int) -> np.ndarray:
-    return buffer if len(buffer) >= need else np.empty(max(need, 2 * len(buffer)), buffer.dtype)
+    return buffer if len(buffer) >= need else np.empty(max(need, 4 * len(buffer)), buffer.dtype)
 
 
 class SortedArrays:

@@ -9,20 +9,26 @@ from daemon.checks.sorted_arrays import SortedArrays, ranges
 
 
 def test_ids_sharing_a_hash_are_told_apart() -> None:
-    """Ids given one hash are found, moved and dropped each as itself."""
+    """Ids given one hash are found each as itself, only in live rows."""
     sid = ["a", "b", "c", "d"]
+    column = np.asarray([7, 7, 7, 5], np.int64)
+    alive = np.ones(4, bool)
     index = IdIndex()
-    same = np.full(3, 7, np.int64)
-    index.add(same, np.arange(3, dtype=np.int64))
-    index.add(np.asarray([5], np.int64), np.asarray([3], np.int64))
-    found = index.find(["c", "b", "a", "x", "d"], np.asarray([7, 7, 7, 7, 5]), sid)
+    found = index.claim(sid, column, sid, column, alive)
+    assert found.tolist() == [-1, -1, -1, -1]
+    assert len(index) == 4
+    keys = np.asarray([7, 7, 7, 7, 5], np.int64)
+    found = index.find(["c", "b", "a", "x", "d"], keys, sid, column, alive)
     assert found.tolist() == [2, 1, 0, -1, 3]
-    sid.append("b")  # row 4: a new version of "b"
-    index.move(np.asarray([7], np.int64), np.asarray([1]), np.asarray([4]))
-    assert index.find(["b", "a"], np.asarray([7, 7]), sid).tolist() == [4, 0]
-    alive = np.asarray([False, False, True, True, True])
-    index.keep(alive)
-    assert index.find(["a", "b", "c"], np.asarray([7, 7, 7]), sid).tolist() == [-1, 4, 2]
+    sid.append("b")  # row 4: a new version of "b", the old row 1 dead
+    column = np.append(column, 7)
+    alive = np.asarray([True, False, True, True, True])
+    found = index.claim(["b", "e"], np.asarray([7, 7], np.int64), sid, column, alive)
+    assert found.tolist() == [4, -1]
+    assert len(index) == 5
+    alive[0] = False
+    index.rebuild(column[alive])
+    assert index.find(["a", "b", "c"], keys[:3], sid, column, alive).tolist() == [-1, 4, 2]
     assert len(index) == 3
 
 

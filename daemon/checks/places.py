@@ -64,6 +64,7 @@ class Places:
         self.columns: tuple[list[str], ...] = ([], [], [], [], [])  # per place: its fields
         self._numbers: dict[str, int] = {}  # `_key` of a place → its number
         self._last = np.empty(0, np.int64)  # per charge point number: its last place
+        self._objects: list[np.ndarray] = []  # station, unit, SIREN, entity as object arrays
 
     def __len__(self) -> int:
         return len(self.columns[0])
@@ -71,6 +72,13 @@ class Places:
     def __getitem__(self, number: int) -> Place:
         pdc, station, unit, siren, entity = self.columns
         return pdc[number], station[number], unit[number], siren[number], entity[number]
+
+    def _arrays(self) -> list[np.ndarray]:
+        """Station, unit, SIREN and entity of every place as object arrays (to take a page's
+        expected values without one int object per row)."""
+        if not self._objects or len(self._objects[0]) != len(self):
+            self._objects = [np.asarray(values, dtype=object) for values in self.columns[1:]]
+        return self._objects
 
     def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
         """Numbers of charge points, new ones registered (one dict lookup per name, or per
@@ -100,10 +108,10 @@ class Places:
         cached = np.flatnonzero(numbers >= 0)
         differ = numbers < 0
         if len(cached):
-            places = numbers[cached].tolist()
+            places = numbers[cached]
             rows = None if len(cached) == len(key) else cached.tolist()
-            for values, column in zip(self.columns[1:], others, strict=True):
-                expected = pick(values, places)
+            for values, column in zip(self._arrays(), others, strict=True):
+                expected = values[places].tolist()  # no int object per row made or freed
                 got = column if rows is None else pick(column, rows)
                 if expected != got:
                     differ[cached] |= np.fromiter(map(ne, expected, got), bool, len(cached))

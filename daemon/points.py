@@ -7,7 +7,9 @@ https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/
 - measurement: escape commas and spaces;
 - tag keys, tag values, field keys: escape commas, equals signs and spaces;
 - string field values: double quotes, escape double quotes and backslashes;
-- integers get an ``i`` suffix, booleans are ``true``/``false``, floats use ``repr``.
+- integers get an ``i`` suffix, booleans are ``true``/``false``, floats are written in
+  orjson's shortest round-trip form (``0.00001``, ``2.5e-7``, ``1e+16``, ``-0.0``: like
+  ``repr`` but for some exponents; any form parses back to the same float).
 
 NaN and infinities cannot be represented in line protocol: they raise `PointError` instead of
 being silently dropped. `parse()` is the exact inverse, used by the embedded store and tests.
@@ -20,6 +22,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import orjson
 
 __all__ = [
     "FieldValue",
@@ -107,7 +111,7 @@ def _field_value(key: str, value: FieldValue) -> str:
     if kind is float:
         if not math.isfinite(value):  # type: ignore[arg-type]
             raise PointError(f"field {key!r} is {value!r}: line protocol has no NaN or inf")
-        return repr(value)
+        return orjson.dumps(value).decode()
     if kind is bool:
         return "true" if value else "false"
     if kind is int:

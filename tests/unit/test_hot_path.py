@@ -93,8 +93,8 @@ def runs(draw: st.DrawFn) -> list[Point]:
     tag_keys = draw(st.lists(_names, max_size=3, unique=True))
     field_keys = draw(st.lists(_names, min_size=1, max_size=4, unique=True))
     kinds = [draw(st.sampled_from([1.5, 2, "s", True])) for _ in field_keys]
-    # floats also from a few repeated values (the writer reuses an unchanged value's text)
-    repeated = st.sampled_from([0.0, -0.0, 230.1, 22.0])
+    # floats also from a few repeated values, signed zeros and exponent forms
+    repeated = st.sampled_from([0.0, -0.0, 230.1, 22.0, 1e-05, 2.5e-07, 1e16, 5e-324])
     typical = {
         float: st.one_of(st.floats(-1e6, 1e6), repeated),
         int: st.integers(-1000, 1000),
@@ -126,11 +126,13 @@ def test_encode_all_on_runs_of_one_shape_matches_encode(parts: list[list[Point]]
     _assert_encode_all_matches_encode([point for part in [*parts, twin] for point in part])
 
 
-def test_repeated_float_values_keep_their_own_text() -> None:
-    """A float field whose value repeats is written as repr() of each value: an unchanged
-    value reuses its text, but 0.0 and -0.0 (equal) and NaN or infinity never do."""
+def test_float_fields_are_written_in_their_shortest_round_trip_form() -> None:
+    """A run's float fields are formatted together: each text parses back to its own value
+    (0.0 and -0.0 apart), exponents in orjson's form; NaN or infinity leave the run to
+    `encode`, which refuses them."""
     encoder = Encoder()
-    values = [230.1, 230.1, 0.0, -0.0, -0.0, 0.0, 1e16, 1e16, math.nan, math.inf, 230.1, 5e-324]
+    values = [230.1, 230.1, 0.0, -0.0, -0.0, 0.0, 1e16, 1e-05, 2.5e-07, 5e-324, math.nan]
+    values += [math.inf, 230.1]
     batch = [Point("m", {"t": "a"}, {"f": value, "g": 1.5}, 1) for value in values]
     _assert_encode_all_matches_encode(batch)
     lines, refused = encoder.encode_all(batch)
@@ -142,6 +144,9 @@ def test_repeated_float_values_keep_their_own_text() -> None:
         "f=-0.0,g=1.5",
         "f=0.0,g=1.5",
     ]
+    for line, value in zip(lines, [*values[:10], values[12]], strict=True):
+        text = line.split(" ")[1].split(",")[0].removeprefix("f=")
+        assert float(text) == value and math.copysign(1, float(text)) == math.copysign(1, value)
     assert len(refused) == 2
 
 

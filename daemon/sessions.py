@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
+import numpy.typing as npt
+import orjson
 
 from daemon.outbox import OnCommit
 from daemon.points import _TIME_MAX, _TIME_MIN, Point, _scan_series, encode, to_ns
@@ -142,12 +144,16 @@ class SessionLines:
         max_powers_kw: Sequence[float],
         accepted: bool = True,
     ) -> tuple[list[str], list[int]]:
-        """Lines of many sessions, and the indices of those left to the `Point` path."""
+        """Lines of many sessions, and the indices of those left to the `Point` path. Floats
+        are written as `encode` writes them (orjson's shortest round-trip form), a column at
+        a time."""
+        columns = [
+            np.asarray(values, np.float64) for values in (energies_kwh, durations_s, max_powers_kw)
+        ]
         finite = (
-            np.isfinite(np.asarray(durations_s, np.float64))
-            & np.isfinite(np.asarray(energies_kwh, np.float64))
-            & np.isfinite(np.asarray(max_powers_kw, np.float64))
+            np.isfinite(columns[0]) & np.isfinite(columns[1]) & np.isfinite(columns[2])
         ).tolist()
+        energy, duration, power = (_float_texts(column) for column in columns)
         flag = "true" if accepted else "false"
         offset = session_offset_ns
         lines: list[str] = []
@@ -164,12 +170,16 @@ class SessionLines:
             if '"' in sid or "\\" in sid:
                 sid = sid.replace("\\", "\\\\").replace('"', '\\"')
             add(
-                f"{heads[index]} energy_kwh={float(energies_kwh[index])!r},"
-                f"duration_s={float(durations_s[index])!r},"
-                f"max_power_kw={float(max_powers_kw[index])!r},"
-                f'session_id="{sid}",accepted={flag} {time_ns}'
+                f"{heads[index]} energy_kwh={energy[index]},duration_s={duration[index]},"
+                f'max_power_kw={power[index]},session_id="{sid}",accepted={flag} {time_ns}'
             )
         return lines, deferred
+
+
+def _float_texts(column: npt.NDArray[np.float64]) -> list[str]:
+    """Each value's text as `encode` writes a float (NaN and infinities come out as `null`:
+    their rows never use it)."""
+    return orjson.dumps(column.tolist())[1:-1].decode().split(",") if len(column) else []
 
 
 class Judgement(NamedTuple):

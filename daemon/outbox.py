@@ -101,16 +101,27 @@ class _Recent:
 
     def batch(self, max_lines: int, after_id: int) -> Batch | None:
         """What `read_batch` reads from the table, when `after_id >= disk_until`."""
-        ids, bodies, total = [], [], 0
-        for chunk_id, (count, body) in self._chunks.items():
-            if chunk_id <= after_id:  # being written, or waiting for its deletion
-                continue
-            if ids and total + count > max_lines:
-                break
-            ids.append(chunk_id)
-            bodies.append(body)
-            total += count
-        return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
+        return _first_chunks(
+            (
+                (chunk_id, count, body)
+                for chunk_id, (count, body) in self._chunks.items()
+                if chunk_id > after_id  # not being written, nor waiting for its deletion
+            ),
+            max_lines,
+        )
+
+
+def _first_chunks(chunks: Iterable[tuple[int, int, bytes]], max_lines: int) -> Batch | None:
+    """The batch of the first (id, lines, body) chunks, up to `max_lines` lines (at least one
+    chunk), or None when there are none."""
+    ids, bodies, total = [], [], 0
+    for chunk_id, count, body in chunks:
+        if ids and total + count > max_lines:
+            break
+        ids.append(chunk_id)
+        bodies.append(body)
+        total += count
+    return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
 
 
 class Outbox:
@@ -261,18 +272,13 @@ class Outbox:
             return self._recent.batch(max_lines, after_id)
 
         def read(conn: sqlite3.Connection) -> Batch | None:
-            ids, bodies, total = [], [], 0
             cursor = conn.execute(
                 "SELECT id, n, body FROM outbox WHERE id > ? ORDER BY id", (after_id,)
             )
-            for row_id, count, body in cursor:
-                if ids and total + count > max_lines:
-                    break
-                ids.append(row_id)
-                bodies.append(body)
-                total += count
-            cursor.close()
-            return Batch(tuple(ids), b"\n".join(bodies), total) if ids else None
+            try:
+                return _first_chunks(cursor, max_lines)
+            finally:
+                cursor.close()
 
         return await self._db.read(read)
 

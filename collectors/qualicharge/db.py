@@ -55,7 +55,7 @@ from sqlalchemy import (
 )
 
 from collectors.qualicharge.config import QualiChargeConfig
-from collectors.qualicharge.pages import CursorPages, EpochMicros, ResultPages
+from collectors.qualicharge.pages import CursorPages, EpochMicros, ResultPages, aware
 from daemon.records import SessionBatch, ns_to_dt
 
 __all__ = ["SessionPage", "SessionReader", "Tables", "Watermark", "qualicharge_tables"]
@@ -161,11 +161,6 @@ class Watermark:
         if not value:
             return None
         return cls(datetime.fromisoformat(value["updated_at"]), str(value["id"]))
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC datetimes; PostgreSQL aware ones."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class SessionReader:
@@ -295,7 +290,7 @@ class SessionReader:
         if self.engine.dialect.name == "sqlite":
             return datetime.now(UTC)
         with self.engine.connect() as conn:
-            return _aware(conn.execute(select(func.now())).scalar_one())
+            return aware(conn.execute(select(func.now())).scalar_one())
 
     def _open(self, after: Watermark | None) -> CursorPages | ResultPages:
         upper = self._now() - timedelta(seconds=self._config.settle_s)

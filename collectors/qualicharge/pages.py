@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "Page",
     "PdcDirectory",
     "ResultPages",
+    "aware",
 ]
 
 # Rows per FETCH of the server-side cursor: small enough that a chunk's row tuples stay in
@@ -110,6 +111,8 @@ def _as_sqlalchemy_error(exc: Exception, statement: str | None, dialect: Any) ->
 # The microseconds an int64 of nanoseconds can hold (1677-09-21 to 2262-04-11): the batch's
 # time columns are nanoseconds, and numpy would wrap a product beyond them around silently.
 _MAX_US = np.iinfo(np.int64).max // 1000
+_FIRST = datetime(1970, 1, 1, tzinfo=UTC) - timedelta(microseconds=int(_MAX_US))
+_LAST = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(_MAX_US))
 
 
 def _updated_outside(ids: Sequence[str], where: npt.NDArray[np.bool_]) -> DataError | None:
@@ -290,7 +293,7 @@ class ResultPages:
         try:
             updated_ns = to_ns_array([row[4] for row in rows])
         except (OverflowError, ValueError):  # pandas' OutOfBoundsDatetime is a ValueError
-            inside = [row[4] is None or _FIRST <= _aware(row[4]) <= _LAST for row in rows]
+            inside = [row[4] is None or _holdable(row[4]) for row in rows]
             ids = [str(row[0]) for row in rows]
             raise _updated_outside(ids, ~np.array(inside)) or DataError(
                 f"QualiCharge sessions: unreadable updated_at among {ids[0]} .. {ids[-1]}"
@@ -300,7 +303,7 @@ class ResultPages:
         try:
             start_ns, end_ns = (to_ns_array([row[at] for row in rows]) for at in (1, 2))
         except (OverflowError, ValueError):
-            inside = [all(_FIRST <= _aware(row[at]) <= _LAST for at in (1, 2)) for row in rows]
+            inside = [_holdable(row[1]) and _holdable(row[2]) for row in rows]
             rejected = [
                 _rejection(str(row[0])) for row, ok in zip(rows, inside, strict=True) if not ok
             ]
@@ -334,11 +337,12 @@ class ResultPages:
             self._conn.close()
 
 
-def _aware(moment: datetime) -> datetime:
-    """A database datetime as an aware one (SQLite's naive ones are UTC)."""
+def aware(moment: datetime) -> datetime:
+    """A database datetime as an aware one (SQLite hands back naive UTC ones, PostgreSQL
+    aware ones)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-# What an int64 of nanoseconds since the epoch can hold, as datetimes.
-_FIRST = datetime(1677, 9, 21, 0, 12, 43, 145_225, tzinfo=UTC)
-_LAST = datetime(2262, 4, 11, 23, 47, 16, 854_775, tzinfo=UTC)
+def _holdable(moment: datetime) -> bool:
+    """Whether the batch's nanosecond columns can hold `moment` (as `_MAX_US` says)."""
+    return _FIRST <= aware(moment) <= _LAST

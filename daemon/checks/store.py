@@ -57,6 +57,7 @@ from daemon.checks.store_reads import (
 from daemon.records import NO_TIME, SessionBatch
 
 __all__ = [
+    "MONTH_SCHEMA",
     "MonthTotal",
     "ensure_schema",
     "last_start_before",
@@ -70,7 +71,25 @@ __all__ = [
 
 Ints = npt.NDArray[np.int64]
 
-_SCHEMA = """
+# Monthly totals (see the module docstring); the same table since the first ledger.
+MONTH_SCHEMA = """
+CREATE TABLE IF NOT EXISTS session_month (
+    source TEXT NOT NULL,
+    month TEXT NOT NULL,
+    siren TEXT NOT NULL,
+    operational_unit TEXT NOT NULL,
+    station TEXT NOT NULL,
+    energy_ukwh INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    excluded INTEGER NOT NULL,
+    excluded_ukwh INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    PRIMARY KEY (source, month, siren, operational_unit, station)
+) WITHOUT ROWID;
+"""
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS ledger_pdc (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
@@ -103,20 +122,9 @@ CREATE TABLE IF NOT EXISTS ledger_session (
 );
 DROP INDEX IF EXISTS ledger_session_key;
 CREATE INDEX IF NOT EXISTS ledger_session_pdc ON ledger_session (pdc_id, start_ns);
-CREATE TABLE IF NOT EXISTS session_month (
-    source TEXT NOT NULL,
-    month TEXT NOT NULL,
-    siren TEXT NOT NULL,
-    operational_unit TEXT NOT NULL,
-    station TEXT NOT NULL,
-    energy_ukwh INTEGER NOT NULL,
-    sessions INTEGER NOT NULL,
-    excluded INTEGER NOT NULL,
-    excluded_ukwh INTEGER NOT NULL,
-    changed_at REAL NOT NULL,
-    PRIMARY KEY (source, month, siren, operational_unit, station)
-) WITHOUT ROWID;
 """
+    + MONTH_SCHEMA
+)
 
 _KEYS = """
 CREATE TEMP TABLE IF NOT EXISTS ledger_key (
@@ -359,10 +367,9 @@ def write_verdicts(
         if index is not None:  # not a different id that happens to share the key
             stored[index] = row
 
-    pdc_array, point_array = pdc_ids, point_ids
     if stored:
         again = list(stored)
-        rows = _rows(batch, np.asarray(again), keys, pdc_array, point_array, ukwh, months, flags)
+        rows = _rows(batch, np.asarray(again), keys, pdc_ids, point_ids, ukwh, months, flags)
         conn.executemany(
             _UPDATE,
             [
@@ -377,17 +384,18 @@ def write_verdicts(
         order = np.arange(count)
     # New rows in (charge point, start) order: consecutive inserts land on the same pages of
     # the charge point index.
-    order = order[np.lexsort((batch.start_ns[order], pdc_array[order]))]
-    rows = _rows(batch, order, keys, pdc_array, point_array, ukwh, months, flags)
+    order = order[np.lexsort((batch.start_ns[order], pdc_ids[order]))]
+    rows = _rows(batch, order, keys, pdc_ids, point_ids, ukwh, months, flags)
     after = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM ledger_session").fetchone()[0]
     numbers = range(after + 1, after + 1 + len(order))
     conn.executemany(_INSERT, zip(numbers, *rows, repeat(now), [ids[i] for i in order.tolist()]))
-    by_key = np.argsort(keys[order], kind="stable")
+    new_keys = keys[order]
+    by_key = np.argsort(new_keys, kind="stable")
     conn.executemany(
         "INSERT INTO temp.ledger_key (key, row) VALUES (?, ?)",
-        zip(keys[order][by_key].tolist(), (by_key + after + 1).tolist(), strict=True),
+        zip(new_keys[by_key].tolist(), (by_key + after + 1).tolist(), strict=True),
     )
-    _move_months(conn, source, months, point_array, ukwh, flags != 0, facts, stored, now)
+    _move_months(conn, source, months, point_ids, ukwh, flags != 0, facts, stored, now)
 
 
 def _rows(
@@ -405,6 +413,11 @@ def _rows(
         *(column[order].tolist() for column in arrays[3:]),
         _optional(updated.tolist(), updated == NO_TIME),
     ]
+
+
+def _month_text(month: int) -> str:
+    """`YYYYMM` as `session_month` keys it: "YYYY-MM"."""
+    return f"{month // 100:04d}-{month % 100:02d}"
 
 
 def _move_months(
@@ -440,7 +453,7 @@ def _move_months(
     ):
         month = group >> 32
         _, station, unit, siren, _, _ = facts[group & 0xFFFFFFFF]
-        key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)
+        key = (_month_text(month), siren, unit, station)
         total = deltas.get(key)
         if total is None:
             deltas[key] = [energy, count, dropped, dropped_ukwh]
@@ -451,7 +464,7 @@ def _move_months(
             total[3] += dropped_ukwh
     emptied = set()
     for _, _, month, siren, unit, station, old_flags, old_ukwh in stored.values():
-        key = (f"{month // 100:04d}-{month % 100:02d}", siren, unit, station)
+        key = (_month_text(month), siren, unit, station)
         emptied.add(key)
         delta = deltas.setdefault(key, [0, 0, 0, 0])
         if old_flags:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.checks.store import _MONTH_ADD, _MONTH_EMPTY
+from daemon.checks.store import _MONTH_ADD, _MONTH_EMPTY, MONTH_SCHEMA
 from daemon.records import ChargingSession
 
 __all__ = [
@@ -57,7 +57,8 @@ PARIS = ZoneInfo("Europe/Paris")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
-LEDGER_SCHEMA = """
+LEDGER_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS session_ledger (
     source TEXT NOT NULL,
     session_id TEXT NOT NULL,
@@ -79,20 +80,9 @@ CREATE TABLE IF NOT EXISTS session_ledger (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS session_ledger_id ON session_ledger (source, session_id);
 CREATE INDEX IF NOT EXISTS session_ledger_pdc ON session_ledger (source, pdc, start_ns);
-CREATE TABLE IF NOT EXISTS session_month (
-    source TEXT NOT NULL,
-    month TEXT NOT NULL,
-    siren TEXT NOT NULL,
-    operational_unit TEXT NOT NULL,
-    station TEXT NOT NULL,
-    energy_ukwh INTEGER NOT NULL,
-    sessions INTEGER NOT NULL,
-    excluded INTEGER NOT NULL,
-    excluded_ukwh INTEGER NOT NULL,
-    changed_at REAL NOT NULL,
-    PRIMARY KEY (source, month, siren, operational_unit, station)
-) WITHOUT ROWID;
 """
+    + MONTH_SCHEMA
+)
 
 # `session_month` and the statements that move it are the daemon's, unchanged since.
 

@@ -93,12 +93,19 @@ class SessionBatch:
     energy_kwh: Floats
     max_power_kw: Floats
     updated_ns: Ints  # NO_TIME where unknown
+    # A dictionary code per row, when the reader has one: rows with the same code carry the
+    # same pdc, station, operational unit, SIREN and entity (small non-negative integers,
+    # such as the row of the charge point in a directory read once), so the engine handles
+    # these five strings once per code instead of once per row.
+    place_codes: Ints | None = None
 
     def __post_init__(self) -> None:
         size = len(self.session_id)
         for name in self._columns():
             if len(getattr(self, name)) != size:
                 raise ValueError(f"column {name} has {len(getattr(self, name))} rows, not {size}")
+        if self.place_codes is not None and len(self.place_codes) != size:
+            raise ValueError(f"column place_codes has {len(self.place_codes)} rows, not {size}")
 
     @staticmethod
     def _columns() -> tuple[str, ...]:
@@ -190,6 +197,7 @@ class SessionBatch:
             energy_kwh=self.energy_kwh[picks],
             max_power_kw=self.max_power_kw[picks],
             updated_ns=self.updated_ns[picks],
+            place_codes=None if self.place_codes is None else self.place_codes[picks],
         )
 
 

@@ -7,10 +7,11 @@ Two readers, one per kind of database:
   session id as text, and each row carries only its charge point's id, not the charge
   point's station, operational unit, operator and power: those come once per poll from a
   `PdcDirectory` read in the same REPEATABLE READ snapshot, so every row finds its charge
-  point there exactly as the join would have given it. Rows are fetched through psycopg's
-  server-side cursor in binary (no text parsing of numbers) in chunks of `CHUNK_ROWS`,
-  transposed with `zip(*rows)` and copied into numpy arrays while the chunk's row tuples
-  are still in the CPU cache; a page is the concatenation of its chunks.
+  point there exactly as the join would have given it (and the directory row is the batch's
+  `place_codes`, so the engine reads those strings once per charge point). Rows are fetched
+  through psycopg's server-side cursor in binary (no text parsing of numbers) in chunks of
+  `CHUNK_ROWS`, transposed with `zip(*rows)` and copied into numpy arrays while the chunk's
+  row tuples are still in the CPU cache; a page is the concatenation of its chunks.
 - `ResultPages` (SQLite copies, the demo, any other SQLAlchemy database): the joined rows
   through SQLAlchemy's `Result`, datetimes converted a column at a time (`to_ns_array`).
 
@@ -253,6 +254,7 @@ class CursorPages:
             energy_kwh=energy[:count],
             max_power_kw=d.power[at],
             updated_ns=times[2],
+            place_codes=at,
         )
         return Page(batch, rejected, count + len(rejected), last)
 

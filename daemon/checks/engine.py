@@ -130,7 +130,7 @@ class SessionEngine:
         if known.any():
             keep = np.flatnonzero(~known).tolist()
             batch, flags = batch.take(keep), flags[keep]
-        rows, _ = memory.append(batch, flags, memory.pdc_numbers(batch.pdc))
+        rows, _ = memory.append(batch, flags, memory.pdc_numbers(batch.pdc, batch.place_codes))
         memory.place(rows)
 
     # -------------------------------------------------------------------------- judging
@@ -149,7 +149,7 @@ class SessionEngine:
                 state = self._sources[source] = SourceState(Memory())
             if state.committed == state.seq:
                 self._forget(state)
-            pdcs = state.memory.pdc_numbers(batch.pdc)
+            pdcs = state.memory.pdc_numbers(batch.pdc, batch.place_codes)
             await self._recall(source, state, batch, pdcs)
             state.seq += 1
             verdicts = self._run(state, batch, pdcs)
@@ -172,7 +172,7 @@ class SessionEngine:
         duration = (batch.end_ns - batch.start_ns) / 1e9
         own = own_flags_array(self.config, duration, batch.energy_kwh, batch.max_power_kw) & mask
         if pdcs is None:
-            pdcs = memory.pdc_numbers(batch.pdc)
+            pdcs = memory.pdc_numbers(batch.pdc, batch.place_codes)
         rows, held = memory.append(batch, own, pdcs)
         seen = held >= 0
         near = np.empty(0, np.int64)
@@ -198,9 +198,10 @@ class SessionEngine:
             if not len(rows):
                 return verdicts
         flags = memory.col("flags")
-        placed = memory.place(rows)
-        positions = memory.run_positions(np.concatenate([placed, memory.positions(near)]))
-        judged_rows, bits = memory.neighbour_bits(positions, mask)
+        placed = memory.place(rows)  # sorted
+        if len(near):
+            placed = np.unique(np.concatenate([placed, memory.positions(near)]))
+        judged_rows, bits = memory.rejudge(placed, mask)
         current = flags[judged_rows]
         updated = (current & ~NEIGHBOUR_RULES) | bits
         is_new = judged_rows >= rows[0]  # rows appended in this batch come last

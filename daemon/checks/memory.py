@@ -109,9 +109,10 @@ class Memory:
         """Whether each of `ids` is held."""
         return self.ids.find(ids, hashes(ids), self.sid, self.col("hash"), self.col("alive")) >= 0
 
-    def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
-        """Numbers of charge points, new ones registered with the source's `lo`."""
-        numbers = self.place_list.pdc_numbers(names)
+    def pdc_numbers(self, names: Sequence[str], codes: Ints | None = None) -> npt.NDArray[np.int32]:
+        """Numbers of charge points (with their batch's place `codes`, if any), new ones
+        registered with the source's `lo`."""
+        numbers = self.place_list.pdc_numbers(names, codes)
         grow = len(self.pdcs) - len(self.pdc_lo)
         if grow > 0:
             self.pdc_lo = np.concatenate([self.pdc_lo, np.full(grow, self.lo, np.int64)])
@@ -186,6 +187,7 @@ class Memory:
             energy_kwh=self.columns["energy"][picks],
             max_power_kw=self.columns["power"][picks],
             updated_ns=self.columns["updated"][picks],
+            place_codes=self.columns["place"][picks].astype(np.int64),
         )
 
     # ------------------------------------------------------------------------ sorted order
@@ -294,9 +296,60 @@ class Memory:
         """The row with the smallest session id among sorted positions low..high."""
         return min(self.order[low:high].tolist(), key=self.sid.__getitem__)
 
-    def neighbour_bits(self, positions: Ints, mask: int) -> tuple[Ints, Ints]:
-        """(rows, DUPS/OVLP bits) at sorted `positions` (unique, in range), judged against
-        the session before each in the seed's order."""
+    def _in_run(self, positions: Ints) -> Bools:
+        """Whether the key at each position equals the one before or after it: one coarse
+        comparison on each side, exact comparisons only where the coarse keys are equal."""
+        coarse = self.coarse
+        last = len(coarse) - 1
+        here = coarse[positions]
+        maybe = (here == coarse[np.maximum(positions - 1, 0)]) & (positions > 0)
+        maybe |= (here == coarse[np.minimum(positions + 1, last)]) & (positions < last)
+        candidates = np.flatnonzero(maybe)
+        if len(candidates):
+            at = positions[candidates]
+            maybe[candidates] = self._equal_previous(at) | self._equal_next(at)
+        return maybe
+
+    def rejudge(self, changed: Ints, mask: int) -> tuple[Ints, Ints]:
+        """(rows, DUPS/OVLP bits) of every session a change at sorted positions `changed`
+        (unique) may re-judge, each against the session before it in the seed's order: the
+        changed positions, the one after each, and every member of the runs of equal keys
+        among these with the position after each such run (a run's first member by session
+        id depends on what precedes it). Runs (duplicates) are rare: they are looked for with
+        one comparison on each side of every position and followed only where they are."""
+        count = len(self.order)
+        valid = changed[(changed >= 0) & (changed < count)]
+        after = valid + 1
+        alone = after < count  # the position after, unless it changed itself
+        alone[:-1] &= valid[1:] != after[:-1]
+        parts = [valid, after[alone]]  # each sorted; together unique
+        positions = np.concatenate(parts)
+        runs = self._in_run(positions)
+        if runs.any():
+            extra = self._run_members(positions[runs])
+            for part in parts:
+                if len(part) and len(extra):
+                    at = np.minimum(np.searchsorted(part, extra), len(part) - 1)
+                    extra = extra[part[at] != extra]
+            positions = np.concatenate([positions, extra])
+            runs = np.concatenate([runs, self._in_run(extra)])
+        return self._neighbour_bits(positions, runs, mask)
+
+    def _run_members(self, positions: Ints) -> Ints:
+        """Sorted unique: every member of the runs around `positions` (all in runs), the
+        position after each run and, when that one starts a run, that run's members too."""
+        count = len(self.order)
+        lows, highs = self._runs(positions)
+        ends = highs[highs < count]
+        found = [ranges(lows, highs - lows), ends]
+        ends = ends[self._equal_next(ends)]
+        if len(ends):
+            found.append(ranges(ends, self._runs(ends)[1] - ends))
+        return _unique(np.concatenate(found))
+
+    def _neighbour_bits(self, positions: Ints, runs: Bools, mask: int) -> tuple[Ints, Ints]:
+        """(rows, DUPS/OVLP bits) at `positions` (unique, in range; `runs`: whether each is
+        in a run of equal keys), judged against the session before each."""
         order, coarse = self.order, self.coarse
         rows = order[positions]
         before = np.maximum(positions - 1, 0)
@@ -304,41 +357,21 @@ class Memory:
         pdc, end, start = self.columns["pdc"], self.columns["end"], self.columns["start"]
         same = (positions > 0) & ((coarse[before] >> 34) == (coarse[positions] >> 34))
         bits = np.where(same & (start[rows] < end[previous]), OVLP, 0).astype(np.int64)
-        # Runs of equal keys (duplicates) are judged apart: the first by session id against
-        # what precedes the run, every other one as its duplicate.
-        members = np.flatnonzero(self._equal_previous(positions) | self._equal_next(positions))
+        members = np.flatnonzero(runs)
         if len(members):
+            # The first member of a run by session id is judged against what precedes the
+            # run, every other one as its duplicate.
             lows, highs = self._runs(positions[members])
-            for index, low, high in zip(
-                members.tolist(), lows.tolist(), highs.tolist(), strict=True
-            ):
-                row = int(rows[index])
-                if row != self._leader(low, high):
-                    bits[index] = DUPS | (OVLP if end[row] > start[row] else 0)
-                elif low == 0 or pdc[order[low - 1]] != pdc[row]:
-                    bits[index] = 0
-                else:
-                    bits[index] = OVLP if start[row] < end[order[low - 1]] else 0
+            firsts, index, inverse = np.unique(lows, return_index=True, return_inverse=True)
+            leaders = np.fromiter(
+                map(self._leader, firsts.tolist(), highs[index].tolist()), np.int64, len(firsts)
+            )
+            row = rows[members]
+            head = order[np.maximum(lows - 1, 0)]
+            lead = (lows > 0) & (pdc[head] == pdc[row]) & (start[row] < end[head])
+            duplicate = DUPS | np.where(end[row] > start[row], OVLP, 0)
+            bits[members] = np.where(row == leaders[inverse], np.where(lead, OVLP, 0), duplicate)
         return rows, bits & mask
-
-    def run_positions(self, positions: Ints) -> Ints:
-        """What a change at `positions` may re-judge (unique, sorted): those positions, the
-        position after the run of equal keys each belongs to, and every member of the runs
-        of all of these (a run's first member by session id depends on what precedes it)."""
-        count = len(self.order)
-        valid = positions[(positions >= 0) & (positions < count)]
-        if not len(valid):
-            return valid
-        after = valid + 1
-        longer = np.flatnonzero(self._equal_next(valid))
-        if len(longer):
-            after[longer] = self._runs(valid[longer])[1]
-        touched = _unique(np.concatenate([valid, after[after < count]]))
-        in_run = np.flatnonzero(self._equal_previous(touched) | self._equal_next(touched))
-        if not len(in_run):
-            return touched
-        lows, highs = self._runs(touched[in_run])
-        return _unique(np.concatenate([touched, ranges(lows, highs - lows)]))
 
     def previous(self, row: int) -> int | None:
         """The row of the session just before `row`'s on its charge point, if any."""

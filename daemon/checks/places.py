@@ -51,6 +51,16 @@ def _first_rows(codes: Ints, count: int) -> Ints:
     return first
 
 
+def _by_code(codes: Ints) -> tuple[Ints, Ints]:
+    """The first row of each distinct code (small non-negative integers), and each row's
+    index among those."""
+    first = _first_rows(codes, int(codes.max()) + 1)
+    present = np.flatnonzero(first >= 0)
+    slot = np.zeros(len(first), np.int64)
+    slot[present] = np.arange(len(present))
+    return first[present], slot[codes]
+
+
 def _key(fields: Sequence[str]) -> str:
     """One string per place, distinct for distinct places (each field length-prefixed)."""
     return "".join(f"{len(field)}:{field}" for field in fields)
@@ -80,9 +90,12 @@ class Places:
             self._objects = [np.asarray(values, dtype=object) for values in self.columns[1:]]
         return self._objects
 
-    def pdc_numbers(self, names: Sequence[str]) -> npt.NDArray[np.int32]:
+    def pdc_numbers(self, names: Sequence[str], codes: Ints | None = None) -> npt.NDArray[np.int32]:
         """Numbers of charge points, new ones registered (one dict lookup per name, or per
-        distinct name when some are new)."""
+        distinct name when some are new; with place `codes`, per code)."""
+        if codes is not None and len(codes):
+            firsts, slot = _by_code(codes)
+            return self.pdc_numbers(pick(names, firsts.tolist()))[slot]
         pdcs = self.pdcs
         known = np.fromiter(map(pdcs.get, names, repeat(-1)), np.int32, len(names))
         if not len(known) or known.min() >= 0:
@@ -95,10 +108,18 @@ class Places:
         return np.asarray(numbers, np.int32)[codes]
 
     def numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
-        """Numbers of the rows' places (`pdcs`: their charge point numbers). A charge
-        point's place is normally the one it had last (one database join): each row's
-        other fields are compared with that place's, column by column as lists, and only
-        the rows that differ (or whose charge point is new) are looked up."""
+        """Numbers of the rows' places (`pdcs`: their charge point numbers), new places
+        registered. With the batch's `place_codes`, only the first row of each code is read."""
+        if batch.place_codes is not None and len(batch):
+            firsts, slot = _by_code(batch.place_codes)
+            return self._row_numbers(batch.take(firsts), pdcs[firsts])[slot]
+        return self._row_numbers(batch, pdcs)
+
+    def _row_numbers(self, batch: SessionBatch, pdcs: npt.NDArray[np.int32]) -> Ints:
+        """`numbers`, row by row. A charge point's place is normally the one it had last (one
+        database join): each row's other fields are compared with that place's, column by
+        column as lists, and only the rows that differ (or whose charge point is new) are
+        looked up."""
         key = pdcs.astype(np.int64)
         grow = len(self.pdcs) - len(self._last)
         if grow > 0:

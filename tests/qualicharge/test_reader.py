@@ -80,6 +80,30 @@ async def test_pages_hold_every_field_of_every_session(database: Database) -> No
     await reader.close()
 
 
+async def test_place_codes_stand_for_the_charge_point_facts(database: Database) -> None:
+    """On PostgreSQL each row carries its charge point's directory row as place code, and
+    rows with one code carry the same charge point facts; the SQLite reader gives none."""
+    _, url, _ = database
+    pages = await _pages(_reader(database, page_size=128))
+    for batch, _ in pages:
+        if not url.startswith("postgresql"):
+            assert batch.place_codes is None
+            continue
+        assert batch.place_codes is not None
+        facts: dict[int, tuple[str, ...]] = {}
+        for code, *place in zip(
+            batch.place_codes.tolist(),
+            batch.pdc,
+            batch.station,
+            batch.operational_unit,
+            batch.siren,
+            batch.entity,
+            strict=True,
+        ):
+            assert facts.setdefault(code, tuple(place)) == tuple(place)
+        assert len(facts) == len(set(batch.pdc))
+
+
 async def test_times_round_trip_to_the_microsecond(database: Database) -> None:
     """Start, end and updated_at reach the batch exactly, microseconds included, before
     1970, around 2038 and long after it."""

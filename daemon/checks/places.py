@@ -23,7 +23,7 @@ import pandas as pd
 
 from daemon.records import SessionBatch
 
-__all__ = ["Place", "Places", "factorize", "pick"]
+__all__ = ["Place", "Places", "by_code", "factorize", "first_rows", "pick"]
 
 Ints = npt.NDArray[np.int64]
 Place = tuple[str, str, str, str, str]  # pdc, station, operational unit, siren, entity
@@ -44,17 +44,17 @@ def pick(values: Sequence[str], rows: list[int]) -> list[str]:
     return [values[row] for row in rows]
 
 
-def _first_rows(codes: Ints, count: int) -> Ints:
+def first_rows(codes: Ints, count: int) -> Ints:
     """Per code 0..count-1, the first row holding it (-1 for none)."""
     first = np.full(count, -1, np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     return first
 
 
-def _by_code(codes: Ints) -> tuple[Ints, Ints]:
+def by_code(codes: Ints) -> tuple[Ints, Ints]:
     """The first row of each distinct code (small non-negative integers), and each row's
     index among those."""
-    first = _first_rows(codes, int(codes.max()) + 1)
+    first = first_rows(codes, int(codes.max()) + 1)
     present = np.flatnonzero(first >= 0)
     slot = np.zeros(len(first), np.int64)
     slot[present] = np.arange(len(present))
@@ -94,7 +94,7 @@ class Places:
         """Numbers of charge points, new ones registered (one dict lookup per name, or per
         distinct name when some are new; with place `codes`, per code)."""
         if codes is not None and len(codes):
-            firsts, slot = _by_code(codes)
+            firsts, slot = by_code(codes)
             return self.pdc_numbers(pick(names, firsts.tolist()))[slot]
         pdcs = self.pdcs
         known = np.fromiter(map(pdcs.get, names, repeat(-1)), np.int32, len(names))
@@ -111,7 +111,7 @@ class Places:
         """Numbers of the rows' places (`pdcs`: their charge point numbers), new places
         registered. With the batch's `place_codes`, only the first row of each code is read."""
         if batch.place_codes is not None and len(batch):
-            firsts, slot = _by_code(batch.place_codes)
+            firsts, slot = by_code(batch.place_codes)
             return self._row_numbers(batch.take(firsts), pdcs[firsts])[slot]
         return self._row_numbers(batch, pdcs)
 
@@ -157,14 +157,14 @@ class Places:
                 batch.entity,
             )
         ]
-        first = _first_rows(key, len(self.pdcs))
+        first = first_rows(key, len(self.pdcs))
         leaders = first[key].tolist()
         for column in fields[1:]:
             if pick(column, leaders) != column:  # a charge point with several places
                 for values in fields[1:]:
                     codes, found = factorize(values)
                     key, _ = factorize(key * len(found) + codes)
-                first = _first_rows(key, int(key.max()) + 1)
+                first = first_rows(key, int(key.max()) + 1)
                 break
         present = np.flatnonzero(first >= 0)
         found_numbers = self._numbers

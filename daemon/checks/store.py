@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from daemon.checks import columns
+from daemon.checks.places import by_code, factorize, first_rows
 from daemon.checks.store_reads import (
     MonthTotal,
     last_start_before,
@@ -266,64 +266,83 @@ def _optional(values: list[Any], missing: npt.NDArray[np.bool_]) -> list[Any]:
     return values
 
 
+def _representatives(batch: SessionBatch) -> tuple[Ints, Ints]:
+    """Rows standing for the others, and each row's index among them: rows with equal charge
+    point facts (pdc, station, unit, SIREN, entity, nominal power) may share one. Usually
+    every row of a charge point carries the same facts; then one row per place code (when the
+    batch has them) or per charge point (checked column by column on factorised codes in
+    numpy) stands for the rest; otherwise every row stands for itself."""
+    power = batch.max_power_kw
+    if batch.place_codes is not None:
+        firsts, slot = by_code(batch.place_codes)
+        uniform = np.array_equal(power, power[firsts][slot], equal_nan=True)
+    else:
+        slot, _ = factorize(batch.pdc)
+        firsts = first_rows(slot, int(slot.max()) + 1)
+        representative = firsts[slot]
+        uniform = all(
+            np.array_equal(codes, codes[representative])
+            for codes in (
+                factorize(column)[0]
+                for column in (batch.station, batch.operational_unit, batch.siren, batch.entity)
+            )
+        ) and np.array_equal(power, power[representative], equal_nan=True)
+    if uniform:
+        return firsts, slot
+    everyone = np.arange(len(batch))
+    return everyone, everyone
+
+
 def _charge_points(
     conn: sqlite3.Connection, batch: SessionBatch
 ) -> tuple[Ints, Ints, dict[int, tuple[Any, ...]]]:
     """The `ledger_pdc` and `ledger_point` numbers of each row (created when new), and the
-    facts (pdc number, station, unit, SIREN, entity, power) of each point number used."""
+    facts (pdc number, station, unit, SIREN, entity, power) of each point number used; each
+    resolved once per representative row (see `_representatives`)."""
     source = batch.source
-    codes, names = pd.factorize(np.asarray(batch.pdc, dtype=object))
+    firsts, slot = _representatives(batch)
+    few = batch.take(firsts)
+    names = list(dict.fromkeys(few.pdc))
     pdc_of: dict[str, int] = dict(
         conn.execute(
             "SELECT pdc, id FROM ledger_pdc WHERE source = ? "
             "AND pdc IN (SELECT value FROM json_each(?))",
-            (source, json.dumps(names.tolist())),
+            (source, json.dumps(names)),
         ).fetchall()
     )
-    for name in names.tolist():
+    for name in names:
         if name not in pdc_of:
             pdc_of[name] = conn.execute(
                 "INSERT INTO ledger_pdc (source, pdc) VALUES (?, ?) RETURNING id", (source, name)
             ).fetchone()[0]
-    pdc_ids = np.fromiter((pdc_of[name] for name in names.tolist()), np.int64, len(names))[codes]
+    pdc_ids = [pdc_of[name] for name in few.pdc]
     # NaN powers are stored as NULL; None keeps them equal to each other as dictionary keys.
-    powers = _optional(batch.max_power_kw.tolist(), np.isnan(batch.max_power_kw))
-    texts = (batch.station, batch.operational_unit, batch.siren, batch.entity)
-    # Usually every row of a charge point carries the same facts: then they are resolved per
-    # charge point (its first row), checked column by column on factorised codes in numpy.
-    first = np.unique(codes, return_index=True)[1]
-    representative = first[codes]
-    uniform = all(
-        np.array_equal(column_codes, column_codes[representative])
-        for column_codes in (pd.factorize(np.asarray(column, dtype=object))[0] for column in texts)
-    ) and np.array_equal(batch.max_power_kw, batch.max_power_kw[representative], equal_nan=True)
-    fields = (pdc_ids.tolist(), *texts, powers)
-    rows = first.tolist() if uniform else range(len(codes))
-    facts = list(dict.fromkeys(tuple(column[i] for column in fields) for i in rows))
+    powers = _optional(few.max_power_kw.tolist(), np.isnan(few.max_power_kw))
+    fields = (pdc_ids, few.station, few.operational_unit, few.siren, few.entity, powers)
+    facts = list(zip(*fields, strict=True))
     point_of: dict[tuple[Any, ...], int] = {}
     wanted = set(facts)
     for number, *fact in conn.execute(
         "SELECT id, pdc_id, station, operational_unit, siren, entity, max_power_kw "
         "FROM ledger_point WHERE pdc_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(list({fact[0] for fact in facts})),),
+        (json.dumps(list(pdc_of.values())),),
     ):
         key = tuple(fact)
         if key in wanted:
             point_of[key] = number
-    for fact in facts:
+    for fact in dict.fromkeys(facts):
         if fact not in point_of:
             point_of[fact] = conn.execute(
                 "INSERT INTO ledger_point (pdc_id, station, operational_unit, siren, entity, "
                 "max_power_kw) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 fact,
             ).fetchone()[0]
-    if uniform:  # facts[j] is charge point code j's (first rows come in code order)
-        point_ids = np.fromiter((point_of[fact] for fact in facts), np.int64, len(facts))[codes]
-    else:
-        point_ids = np.fromiter(
-            (point_of[fact] for fact in zip(*fields, strict=True)), np.int64, len(codes)
-        )
-    return pdc_ids, point_ids, {number: fact for fact, number in point_of.items()}
+    point_ids = np.fromiter(map(point_of.__getitem__, facts), np.int64, len(facts))
+    return (
+        np.asarray(pdc_ids, np.int64)[slot],
+        point_ids[slot],
+        {number: fact for fact, number in point_of.items()},
+    )
 
 
 def write_verdicts(

@@ -6,7 +6,7 @@
 The same sessions for both contenders: random uuid4 session ids over `--pdcs` charge points,
 in start order (how QualiCharge delivers them), every one new to the ledger, as the engine
 passes them after judging. Each contender writes into its own real state database
-(`daemon.state.StateDB`: WAL, synchronous=FULL, and the 64 MB page cache the engine sets),
+(`daemon.state.StateDB`: WAL, synchronous=FULL, the 64 MB page cache it sets),
 one transaction per batch, batches interleaved (store, ledger, store, ledger, ...) so both see
 the same machine load while the ledger grows to `--sessions` rows.
 
@@ -80,13 +80,7 @@ def make_sessions(count: int, pdcs: int, seed: int = 7) -> SessionBatch:
 
 
 def _open(workdir: Path, name: str) -> StateDB:
-    db = StateDB(workdir / f"{name}.db")
-
-    def prepare(conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA cache_size = -65536")  # what SessionEngine.load sets
-
-    db.run_sync(prepare)
-    return db
+    return StateDB(workdir / f"{name}.db")
 
 
 def _timed(db: StateDB, write: Callable[[sqlite3.Connection], None]) -> float:

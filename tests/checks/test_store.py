@@ -394,12 +394,21 @@ _version = st.fixed_dictionaries(
 )
 
 
+def _place_codes(versions: list[dict]) -> np.ndarray:
+    """A code per distinct (pdc, station, unit, SIREN), numbered from 1 in steps of 3."""
+    codes: dict[tuple[str, ...], int] = {}
+    places = [(v["pdc"], v["station"], v["unit"], v["siren"]) for v in versions]
+    return np.asarray([codes.setdefault(place, 1 + 3 * len(codes)) for place in places])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(_version, min_size=1, max_size=8), min_size=1, max_size=6))
-def test_month_totals_equal_the_ledger_after_any_writes(batches: list[list[dict]]) -> None:
+@given(st.lists(st.lists(_version, min_size=1, max_size=8), min_size=1, max_size=6), st.booleans())
+def test_month_totals_equal_the_ledger_after_any_writes(
+    batches: list[list[dict]], coded: bool
+) -> None:
     """Inserts, corrections (energy, start across months, station, unit, verdict) and replays
-    flagged new: session_month always equals the sum over the ledger, which holds the latest
-    version of every session."""
+    flagged new, in batches with place codes or without: session_month always equals the sum
+    over the ledger, which holds the latest version of every session."""
     with tempfile.TemporaryDirectory() as tmp:
         conn = connect(Path(tmp) / "state.db")
         store.ensure_schema(conn)
@@ -426,6 +435,7 @@ def test_month_totals_equal_the_ledger_after_any_writes(batches: list[list[dict]
                             [NO_TIME if v["updated"] is None else v["updated"] for v in mine],
                             np.int64,
                         ),
+                        place_codes=_place_codes(mine) if coded else None,
                     )
                     flags = np.asarray([v["flags"] for v in mine], np.int64)
                     known = np.asarray(

@@ -311,3 +311,14 @@ async def test_the_flusher_writes_on_while_deletions_wait_behind_a_long_commit(
     assert [line for body in sink.bodies for line in body.decode().split("\n")] == lines(0, 110)
     assert outbox.depth == 0 and counters["points_written"] == 110
     assert committed_lines(db.path) == []
+
+
+async def test_the_writer_keeps_its_pages_and_temporary_tables_in_memory(db: StateDB) -> None:
+    """The writer's page cache holds 64 MB (SQLite's default is 2 MB, less than the ledger's
+    indexes) and its temporary tables (the ledger's session id index) live in memory."""
+
+    def settings(conn: sqlite3.Connection) -> tuple[int, int]:
+        cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        return cache, conn.execute("PRAGMA temp_store").fetchone()[0]
+
+    assert await db.run(settings) == (-65536, 2)  # KiB; 2 = MEMORY

@@ -152,10 +152,25 @@ class SessionEngine:
             pdcs = state.memory.pdc_numbers(batch.pdc, batch.place_codes)
             await self._recall(source, state, batch, pdcs)
             state.seq += 1
-            verdicts = self._run(state, batch, pdcs)
-            points, lines = self._points(source, state, verdicts)
-            rows = self._ledger_rows(source, state.memory, verdicts)
+            points, lines, rows = await asyncio.to_thread(
+                self._judge_batch, source, state, batch, pdcs
+            )
         return Judgement(points, lines, self._writer(state, state.seq, rows))
+
+    def _judge_batch(
+        self,
+        source: str,
+        state: SourceState,
+        batch: SessionBatch,
+        pdcs: npt.NDArray[np.int32],
+    ) -> tuple[list[Point], list[str], tuple[SessionBatch, Ints, npt.NDArray[np.bool_]]]:
+        """The CPU-bound part of `judge` (points and ledger rows of a page of tens of
+        thousands of sessions take a good part of a second): run in a worker thread, so the
+        event loop goes on serving sinks, websockets and timers meanwhile. Only `judge`
+        touches a source's memory, under that source's lock."""
+        verdicts = self._run(state, batch, pdcs)
+        points, lines = self._points(source, state, verdicts)
+        return points, lines, self._ledger_rows(source, state.memory, verdicts)
 
     def _run(
         self,

@@ -373,21 +373,29 @@ class Memory:
             bits[members] = np.where(row == leaders[inverse], np.where(lead, OVLP, 0), duplicate)
         return rows, bits & mask
 
-    def previous(self, row: int) -> int | None:
-        """The row of the session just before `row`'s on its charge point, if any."""
-        position = self.positions(np.asarray([row], np.int64))
-        lows, highs = self._runs(position)
-        first, last = int(lows[0]), int(highs[0])
-        order = self.order
-        if last - first > 1:
-            members = sorted(order[first:last].tolist(), key=self.sid.__getitem__)
-            rank = members.index(row)
+    def previous_rows(self, rows: Ints) -> Ints:
+        """The row of the session just before each of `rows` on its charge point in the seed's
+        order (-1 where none): within a run of equal keys the member before it by session id,
+        otherwise the key before its run (the last by session id when that key is a run)."""
+        positions = self.positions(rows)
+        lows, highs = self._runs(positions)
+        order, pdc, sid = self.order, self.columns["pdc"], self.sid
+        before = order[np.maximum(lows - 1, 0)]
+        found = np.where((lows > 0) & (pdc[before] == pdc[rows]), before, -1)
+        heads = np.flatnonzero(found >= 0)
+        ran = heads[self._equal_previous(lows[heads] - 1)]
+        if len(ran):
+            first, _ = self._runs(lows[ran] - 1)
+            for index, low, high in zip(
+                ran.tolist(), first.tolist(), lows[ran].tolist(), strict=True
+            ):
+                found[index] = max(order[low:high].tolist(), key=sid.__getitem__)
+        for index in np.flatnonzero(highs - lows > 1).tolist():
+            members = sorted(order[lows[index] : highs[index]].tolist(), key=sid.__getitem__)
+            rank = members.index(int(rows[index]))
             if rank:
-                return members[rank - 1]
-        if first == 0:
-            return None
-        before = int(order[first - 1])
-        return before if self.columns["pdc"][before] == self.columns["pdc"][row] else None
+                found[index] = members[rank - 1]
+        return found
 
     def session(self, source: str, row: int) -> ChargingSession:
         """Row `row` as a `ChargingSession`."""

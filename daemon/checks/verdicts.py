@@ -177,14 +177,25 @@ def retraction_points(
     return _cleared(old, gone, why)
 
 
-def _session_and_previous(
-    source: str, memory: Memory, row: int, flags: int
-) -> tuple[ChargingSession, ChargingSession | None]:
-    session = memory.session(source, row)
-    if not flags & (DUPS | OVLP):
-        return session, None
-    previous = memory.previous(row)
-    return session, None if previous is None else memory.session(source, previous)
+def _with_previous(
+    source: str, memory: Memory, rows: Sequence[int]
+) -> list[tuple[int, int, ChargingSession, ChargingSession | None]]:
+    """(row, flags, session, previous session when a neighbour rule hit it) of each of `rows`;
+    the previous sessions are found for all rows at once."""
+    flags = memory.columns["flags"][np.asarray(rows, np.int64)]
+    needs = np.flatnonzero(flags & (DUPS | OVLP))
+    previous = np.full(len(rows), -1, np.int64)
+    if len(needs):
+        previous[needs] = memory.previous_rows(np.asarray(rows, np.int64)[needs])
+    return [
+        (
+            row,
+            bits,
+            memory.session(source, row),
+            None if before < 0 else memory.session(source, before),
+        )
+        for row, bits, before in zip(rows, flags.tolist(), previous.tolist(), strict=True)
+    ]
 
 
 def new_session_points(
@@ -221,9 +232,7 @@ def new_session_points(
     slow[plain] = False
     slow[plain[deferred]] = True
     points: list[Point] = []
-    for row in picks[slow].tolist():
-        bits = int(columns["flags"][row])
-        session, previous = _session_and_previous(source, memory, row, bits)
+    for row, bits, session, previous in _with_previous(source, memory, picks[slow].tolist()):
         old_row = corrected.get(row)
         if old_row is not None:
             old_flags = int(columns["flags"][old_row])
@@ -238,12 +247,11 @@ def rejudged_points(
 ) -> list[Point]:
     """Points of stored sessions whose verdict changed (row → rule bits before)."""
     flags = memory.columns["flags"]
+    # those re-judged back to the verdict already stored need no point
+    changed = [row for row, old_flags in before.items() if flags[row] != old_flags]
     points: list[Point] = []
-    for row, old_flags in before.items():
-        bits = int(flags[row])
-        if bits == old_flags:
-            continue  # re-judged back to the verdict already stored
-        session, previous = _session_and_previous(source, memory, row, bits)
+    for row, bits, session, previous in _with_previous(source, memory, changed):
+        old_flags = before[row]
         if old_flags & ~bits:
             points.extend(retraction_points(session, old_flags, session, bits, corrected=False))
         points.extend(session_points(session, bits, previous, config))

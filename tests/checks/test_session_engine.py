@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -261,3 +263,37 @@ async def test_session_moved_into_memory_from_the_forgotten_past(db: StateDB) ->
 
     totals, fresh = await db.run(sums)
     assert totals == fresh
+
+
+async def test_judging_leaves_the_event_loop_free(runner: Runner, monkeypatch) -> None:
+    """A page is judged off the event loop: other tasks (sinks, websockets, timers) run while
+    it is judged. The judging below waits for the loop to tick, which it never would if the
+    judging ran on the loop itself."""
+    engine = runner.engine
+    assert engine is not None
+    ticks = 0
+    seen: list[bool] = []
+    judge_batch = engine._judge_batch
+
+    def waiting(*args, **kwargs):
+        start = ticks
+        deadline = time.monotonic() + 5
+        while ticks == start and time.monotonic() < deadline:
+            time.sleep(0.001)
+        seen.append(ticks > start)
+        return judge_batch(*args, **kwargs)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    monkeypatch.setattr(engine, "_judge_batch", waiting)
+    task = asyncio.create_task(ticker())
+    try:
+        points = await runner.feed([session("a"), session("b", start=T0 + timedelta(hours=2))])
+    finally:
+        task.cancel()
+    assert seen == [True]
+    assert {p.fields["session_id"] for p in points} == {"a", "b"}

@@ -104,8 +104,12 @@ class SessionBatch:
         for name in self._columns():
             if len(getattr(self, name)) != size:
                 raise ValueError(f"column {name} has {len(getattr(self, name))} rows, not {size}")
-        if self.place_codes is not None and len(self.place_codes) != size:
-            raise ValueError(f"column place_codes has {len(self.place_codes)} rows, not {size}")
+        codes = self.place_codes
+        if codes is not None:
+            if len(codes) != size:
+                raise ValueError(f"column place_codes has {len(codes)} rows, not {size}")
+            if size and int(codes.min()) < 0:
+                raise ValueError("column place_codes holds a negative code")
 
     @staticmethod
     def _columns() -> tuple[str, ...]:

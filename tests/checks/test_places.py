@@ -72,7 +72,8 @@ def test_place_codes_number_rows_as_their_strings_do() -> None:
 
 
 def test_place_codes_follow_the_rows_they_belong_to() -> None:
-    """`take` keeps each row's code; a code column of another length is refused."""
+    """`take` keeps each row's code; a code column of another length, or with a negative
+    code, is refused."""
     rows = PAGES[1]
     page = _batch(rows, _codes(rows))
     taken = page.take([3, 0])
@@ -80,3 +81,5 @@ def test_place_codes_follow_the_rows_they_belong_to() -> None:
     assert taken.place_codes.tolist() == [page.place_codes[3], page.place_codes[0]]  # type: ignore[index]
     with pytest.raises(ValueError, match="place_codes has 2 rows, not 4"):
         replace(page, place_codes=np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="negative code"):
+        replace(page, place_codes=np.asarray([0, 1, -1, 1], np.int64))

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +47,7 @@ from daemon.state import StateDB
 __all__ = ["SessionEngine", "build_session_judge"]
 
 Ints = npt.NDArray[np.int64]
+T = TypeVar("T")
 
 
 @dataclass
@@ -152,9 +155,7 @@ class SessionEngine:
             pdcs = state.memory.pdc_numbers(batch.pdc, batch.place_codes)
             await self._recall(source, state, batch, pdcs)
             state.seq += 1
-            points, lines, rows = await asyncio.to_thread(
-                self._judge_batch, source, state, batch, pdcs
-            )
+            points, lines, rows = await _in_thread(self._judge_batch, source, state, batch, pdcs)
         return Judgement(points, lines, self._writer(state, state.seq, rows))
 
     def _judge_batch(
@@ -337,6 +338,19 @@ class SessionEngine:
             self._remember(memory, rows, flags)
             memory.pdc_lo[memory.pdc_numbers([name])[0]] = new_lo
         self._log.debug("session_neighbours_recalled", source=source, pdcs=len(found))
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a worker thread. A caller cancelled meanwhile still waits for the thread
+    to end before the cancellation goes on, so the caller's lock covers all the thread does."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if not work.cancelled():
+            work.exception()  # retrieved: its caller is gone
+        raise
 
 
 def _latest_versions(batch: SessionBatch) -> SessionBatch:

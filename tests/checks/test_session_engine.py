@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from collectors.qualicharge.fake import make_fleet, make_sessions
 from daemon.checks.rules import DUPS, OVLP, SessionRulesConfig
@@ -297,3 +300,44 @@ async def test_judging_leaves_the_event_loop_free(runner: Runner, monkeypatch) -
         task.cancel()
     assert seen == [True]
     assert {p.fields["session_id"] for p in points} == {"a", "b"}
+
+
+async def test_a_cancelled_judgement_holds_its_source_until_its_thread_ends(
+    runner: Runner, monkeypatch
+) -> None:
+    """Cancelling `judge()` while its thread runs does not let another judgement of the same
+    source into the memory before that thread is done."""
+    engine = runner.engine
+    assert engine is not None
+    judge_batch = engine._judge_batch
+    entered = [threading.Event(), threading.Event()]
+    release = threading.Event()
+    inside: list[int] = []
+    most = 0
+
+    def tracked(*args, **kwargs):
+        nonlocal most
+        inside.append(1)
+        most = max(most, len(inside))
+        entered[1 if entered[0].is_set() else 0].set()
+        try:
+            release.wait(10)
+            return judge_batch(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(engine, "_judge_batch", tracked)
+    first = asyncio.create_task(engine.judge("qualicharge", [session("a")]))
+    assert await asyncio.to_thread(entered[0].wait, 10)
+    first.cancel()
+    second = asyncio.create_task(
+        engine.judge("qualicharge", [session("b", start=T0 + timedelta(hours=2))])
+    )
+    # the second judgement must not reach its thread while the first one's still runs
+    assert not await asyncio.to_thread(entered[1].wait, 0.5)
+    assert not first.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert entered[1].is_set() and most == 1

@@ -106,7 +106,7 @@ SinkConfig = Annotated[
 
 
 class OutboxConfig(_Strict):
-    batch_size: int = Field(5000, ge=1, le=100_000)
+    batch_size: int = Field(10_000, ge=1, le=100_000)
     flush_interval_s: float = Field(1.0, gt=0)
     max_points: int = Field(50_000_000, ge=1000)
     retry_initial_s: float = Field(1.0, gt=0)

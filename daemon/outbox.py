@@ -132,7 +132,7 @@ class Outbox:
         db: StateDB,
         counters: Counters,
         *,
-        chunk_lines: int = 5000,
+        chunk_lines: int = 10_000,
         max_points: int = 50_000_000,
         recent_bytes: int = _RECENT_BYTES,
     ) -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from daemon.records import SessionBatch
 
-__all__ = ["Place", "Places", "by_code", "factorize", "first_rows", "pick"]
+__all__ = ["Place", "Places", "by_code", "factorize", "pick"]
 
 Ints = npt.NDArray[np.int64]
 Place = tuple[str, str, str, str, str]  # pdc, station, operational unit, siren, entity
@@ -44,7 +44,7 @@ def pick(values: Sequence[str], rows: list[int]) -> list[str]:
     return [values[row] for row in rows]
 
 
-def first_rows(codes: Ints, count: int) -> Ints:
+def _first_rows(codes: Ints, count: int) -> Ints:
     """Per code 0..count-1, the first row holding it (-1 for none)."""
     first = np.full(count, -1, np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
@@ -54,7 +54,7 @@ def first_rows(codes: Ints, count: int) -> Ints:
 def by_code(codes: Ints) -> tuple[Ints, Ints]:
     """The first row of each distinct code (small non-negative integers), and each row's
     index among those."""
-    first = first_rows(codes, int(codes.max()) + 1)
+    first = _first_rows(codes, int(codes.max()) + 1)
     present = np.flatnonzero(first >= 0)
     slot = np.zeros(len(first), np.int64)
     slot[present] = np.arange(len(present))
@@ -157,19 +157,18 @@ class Places:
                 batch.entity,
             )
         ]
-        first = first_rows(key, len(self.pdcs))
-        leaders = first[key].tolist()
+        firsts, slot = by_code(key)
+        leaders = firsts[slot].tolist()
         for column in fields[1:]:
             if pick(column, leaders) != column:  # a charge point with several places
                 for values in fields[1:]:
                     codes, found = factorize(values)
                     key, _ = factorize(key * len(found) + codes)
-                first = first_rows(key, int(key.max()) + 1)
+                firsts, slot = by_code(key)
                 break
-        present = np.flatnonzero(first >= 0)
         found_numbers = self._numbers
-        numbers = np.zeros(len(first), np.int64)
-        for code, index in zip(present.tolist(), first[present].tolist(), strict=True):
+        numbers = []
+        for index in firsts.tolist():
             place = [column[index] for column in fields]
             name = _key(place)
             number = found_numbers.get(name)
@@ -177,5 +176,5 @@ class Places:
                 number = found_numbers[name] = len(self)
                 for values, value in zip(self.columns, place, strict=True):
                     values.append(value)
-            numbers[code] = number
-        return numbers[key]
+            numbers.append(number)
+        return np.asarray(numbers, np.int64)[slot]

@@ -43,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from daemon.checks import columns
-from daemon.checks.places import by_code, factorize, first_rows
+from daemon.checks.places import by_code, factorize
 from daemon.checks.store_reads import (
     MonthTotal,
     last_start_before,
@@ -272,21 +272,18 @@ def _representatives(batch: SessionBatch) -> tuple[Ints, Ints]:
     every row of a charge point carries the same facts; then one row per place code (when the
     batch has them) or per charge point (checked column by column on factorised codes in
     numpy) stands for the rest; otherwise every row stands for itself."""
+    codes = batch.place_codes
+    firsts, slot = by_code(factorize(batch.pdc)[0] if codes is None else codes)
+    representative = firsts[slot]
     power = batch.max_power_kw
-    if batch.place_codes is not None:
-        firsts, slot = by_code(batch.place_codes)
-        uniform = np.array_equal(power, power[firsts][slot], equal_nan=True)
-    else:
-        slot, _ = factorize(batch.pdc)
-        firsts = first_rows(slot, int(slot.max()) + 1)
-        representative = firsts[slot]
-        uniform = all(
-            np.array_equal(codes, codes[representative])
-            for codes in (
-                factorize(column)[0]
-                for column in (batch.station, batch.operational_unit, batch.siren, batch.entity)
-            )
-        ) and np.array_equal(power, power[representative], equal_nan=True)
+    texts = (batch.station, batch.operational_unit, batch.siren, batch.entity)
+    uniform = (
+        codes is not None  # the same code: the same five strings
+        or all(
+            np.array_equal(column, column[representative])
+            for column in (factorize(values)[0] for values in texts)
+        )
+    ) and np.array_equal(power, power[representative], equal_nan=True)
     if uniform:
         return firsts, slot
     everyone = np.arange(len(batch))

@@ -170,9 +170,9 @@ class Memory:
         """The sessions of `rows` as a batch."""
         picks = np.asarray(rows, np.int64)
         listed = picks.tolist()
-        places = self.columns["place"][picks].tolist()
+        places = self.columns["place"][picks].astype(np.int64)
         pdc, station, unit, siren, entity = (
-            pick(column, places) for column in self.place_list.columns
+            pick(column, places.tolist()) for column in self.place_list.columns
         )
         return SessionBatch(
             source=source,
@@ -187,7 +187,7 @@ class Memory:
             energy_kwh=self.columns["energy"][picks],
             max_power_kw=self.columns["power"][picks],
             updated_ns=self.columns["updated"][picks],
-            place_codes=self.columns["place"][picks].astype(np.int64),
+            place_codes=places,
         )
 
     # ------------------------------------------------------------------------ sorted order

@@ -182,11 +182,12 @@ def _with_previous(
 ) -> list[tuple[int, int, ChargingSession, ChargingSession | None]]:
     """(row, flags, session, previous session when a neighbour rule hit it) of each of `rows`;
     the previous sessions are found for all rows at once."""
-    flags = memory.columns["flags"][np.asarray(rows, np.int64)]
+    picks = np.asarray(rows, np.int64)
+    flags = memory.columns["flags"][picks]
     needs = np.flatnonzero(flags & (DUPS | OVLP))
     previous = np.full(len(rows), -1, np.int64)
     if len(needs):
-        previous[needs] = memory.previous_rows(np.asarray(rows, np.int64)[needs])
+        previous[needs] = memory.previous_rows(picks[needs])
     return [
         (
             row,
